@@ -1,0 +1,170 @@
+//! Per-layer benchmarks on the example fraud models: backend (tract, 1 and 64 rows),
+//! on-demand transform per row, cached feature lookup, JSON decode/encode, and a whole
+//! predict in-process (embedded store, no network) so that server overhead = predict -
+//! backend can be read off one run. `cargo bench --bench layers`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use fti_serve::app::App;
+use fti_serve::config::Config;
+use fti_serve::features::memory::MemoryStore;
+use fti_serve::features::{FeatureService, FeatureViewSpec};
+use fti_serve::http::dto;
+use fti_serve::metrics::Metrics;
+use fti_serve::predict::{PredictRequest, PredictRow, Predictor};
+use fti_serve::registry::{ModelVersion, Target, VersionState};
+use serde_json::Value;
+
+fn repo_path(p: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn golden_requests(version: u64) -> Vec<Value> {
+    std::fs::read_to_string(repo_path(&format!("models/fraud/{version}/golden.jsonl")))
+        .expect("golden file")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json")["request"].clone())
+        .collect()
+}
+
+fn build_app(rt: &tokio::runtime::Runtime, config: &Config) -> App {
+    rt.block_on(App::build(config)).expect("app")
+}
+
+fn loaded(app: &App) -> Vec<Arc<ModelVersion>> {
+    let snapshot = app.predictor.registry().snapshot();
+    snapshot.models["fraud"]
+        .versions
+        .values()
+        .filter_map(|s| match s {
+            VersionState::Ready(v) => Some(Arc::clone(v)),
+            VersionState::Failed(_) => None,
+        })
+        .collect()
+}
+
+fn row_of(request: &Value) -> PredictRow {
+    let body = serde_json::to_vec(request).expect("json");
+    dto::parse_predict(&body).expect("valid request").rows.remove(0)
+}
+
+fn benches(c: &mut Criterion) {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let mut config = Config::load(Some(&repo_path("config/example.toml"))).expect("config");
+    config.cache.ttl_ms.clear();
+    let app = build_app(&rt, &config);
+    let versions = loaded(&app);
+
+    let mut backend = c.benchmark_group("backend");
+    for v in &versions {
+        let width = v.view.width();
+        for rows in [1usize, 64] {
+            let input: Vec<f32> = (0..rows * width).map(|i| (i % 7) as f32 * 0.5).collect();
+            backend.bench_with_input(
+                BenchmarkId::new(format!("tract_v{}", v.version), rows),
+                &rows,
+                |b, &rows| {
+                    b.iter(|| v.backend.run(black_box(&input), rows).expect("run"));
+                },
+            );
+        }
+    }
+    backend.finish();
+
+    let mut transform = c.benchmark_group("transform");
+    for v in &versions {
+        let request = golden_requests(v.version)[0].clone();
+        let row = row_of(&request);
+        let view = &v.view;
+        // Group values as the store would return them, parsed once.
+        let store_row: Vec<fti_serve::features::view::GroupValues> = view
+            .groups
+            .iter()
+            .map(|g| {
+                Some(
+                    g.fields
+                        .iter()
+                        .map(|f| f.default.clone().or(Some(fti_serve::features::Value::Num(1.0))))
+                        .collect(),
+                )
+            })
+            .collect();
+        transform.bench_function(format!("assemble_row_v{}", v.version), |b| {
+            b.iter(|| {
+                let mut frame = view.new_frame();
+                let mut missing = Vec::new();
+                view.fill_request(&mut frame, &row.features, "", &mut missing).expect("valid");
+                for (g, values) in store_row.iter().enumerate() {
+                    view.fill_group(&mut frame, g, values, "x", &mut missing).expect("valid");
+                }
+                view.compute(&mut frame);
+                let mut input = Vec::with_capacity(view.width());
+                view.push_input(&frame, &mut input);
+                black_box(input)
+            });
+        });
+    }
+    transform.finish();
+
+    // Cached lookups: a feature service over an empty store whose every lookup hits.
+    let spec: FeatureViewSpec = versions[0].view.spec().clone();
+    let view = fti_serve::features::FeatureView::compile(spec).expect("view");
+    let mut cache_config = config.cache.clone();
+    cache_config.default_ttl_ms = 3_600_000;
+    let service = FeatureService::new(
+        Arc::new(MemoryStore::new()),
+        cache_config,
+        "fti:".into(),
+        fti_serve::config::StoreErrorPolicy::Fail,
+        Metrics::new(),
+    );
+    let entities = vec![vec!["4111000000000001".to_string()]];
+    rt.block_on(service.fetch(&view, &entities)).expect("warm the cache");
+    c.bench_function("features/cache_hit_all_groups", |b| {
+        b.to_async(&rt).iter(|| async { black_box(service.fetch(&view, &entities).await.expect("hit")) });
+    });
+
+    let request = golden_requests(1)[0].clone();
+    let body = serde_json::to_vec(&request).expect("json");
+    c.bench_function("http/decode_predict_json", |b| {
+        b.iter(|| dto::parse_predict(black_box(&body)).expect("valid"));
+    });
+
+    let predictor: Predictor = app.predictor.clone();
+    let mut whole = c.benchmark_group("predict_in_process");
+    for v in &versions {
+        let request = golden_requests(v.version)[0].clone();
+        let row = row_of(&request);
+        let target = Target::Version(v.version);
+        whole.bench_function(format!("single_v{}", v.version), |b| {
+            b.to_async(&rt).iter(|| {
+                let req = PredictRequest { rows: vec![row.clone()], batch: false, return_features: false };
+                let target = target.clone();
+                let predictor = predictor.clone();
+                async move { black_box(predictor.predict("fraud", &target, req).await.expect("predict")) }
+            });
+        });
+        let response = rt
+            .block_on(predictor.predict(
+                "fraud",
+                &target,
+                PredictRequest { rows: vec![row.clone()], batch: false, return_features: false },
+            ))
+            .expect("predict");
+        whole.bench_function(format!("encode_response_v{}", v.version), |b| {
+            b.iter(|| serde_json::to_vec(&dto::render_predict(black_box(&response), false)).expect("json"));
+        });
+    }
+    whole.finish();
+}
+
+criterion_group! {
+    name = layers;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = benches
+}
+criterion_main!(layers);

@@ -1,0 +1,225 @@
+//! Wiring: build the shared state from config, serve HTTP, shut down cleanly.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, StoreKind};
+use crate::features::files::{FeatureFile, GroupSchema, group_schemas};
+use crate::features::memory::MemoryStore;
+use crate::features::redis::RedisStore;
+use crate::features::{FeatureService, OnlineStore};
+use crate::metrics::Metrics;
+use crate::predict::{Limits, Predictor};
+use crate::registry::{Registry, RegistryDir, VersionState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error("online store: {0}")]
+    Store(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// A built server: the core plus its background tasks (store health checks).
+#[derive(Debug)]
+pub struct App {
+    pub predictor: Predictor,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+impl App {
+    /// Loads the registry, opens the online store and starts its health checks.
+    pub async fn build(config: &Config) -> Result<App, AppError> {
+        let metrics = Metrics::new();
+        let registry = Arc::new(Registry::new(
+            RegistryDir::new(&config.registry.path),
+            Duration::from_micros(config.inference.inline_threshold_us),
+        ));
+        let (registry, store) = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+                registry.load_all(&config.registry.models)?;
+                let store = open_store(&config, &registry)?;
+                Ok((registry, store))
+            })
+            .await
+            .map_err(|e| AppError::Task(e.to_string()))??
+        };
+        record_loads(&registry, &metrics);
+
+        let features = FeatureService::new(
+            store,
+            config.cache.clone(),
+            config.store.prefix.clone(),
+            config.store.on_error,
+            metrics.clone(),
+        );
+        let limits = Limits {
+            max_batch_rows: config.server.max_batch_rows,
+            max_body_bytes: config.server.max_body_bytes,
+            request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+        };
+        let predictor = Predictor::new(registry, features, metrics, limits);
+        predictor.features().check_health().await;
+        tracing::info!(store = %predictor.features().describe(), up = predictor.features().is_up(), "online store");
+
+        let interval = Duration::from_millis(config.store.redis.health_interval_ms);
+        let health = {
+            let predictor = predictor.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    predictor.features().check_health().await;
+                }
+            })
+        };
+        Ok(App { predictor, background: vec![health] })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.predictor.clone())
+    }
+}
+
+fn record_loads(registry: &Registry, metrics: &Metrics) {
+    for (name, entry) in &registry.snapshot().models {
+        for (version, state) in &entry.versions {
+            match state {
+                VersionState::Ready(v) => {
+                    metrics.model_loads.with_label_values(&[name.as_str(), "ready"]).inc();
+                    let aliases: Vec<&str> = entry
+                        .aliases
+                        .iter()
+                        .filter(|(_, to)| *to == version)
+                        .map(|(a, _)| a.as_str())
+                        .collect();
+                    metrics
+                        .model_version_info
+                        .with_label_values(&[
+                            name.as_str(),
+                            &v.version_label,
+                            v.backend.kind().as_str(),
+                            &aliases.join(","),
+                        ])
+                        .set(1);
+                }
+                VersionState::Failed(_) => {
+                    metrics.model_loads.with_label_values(&[name.as_str(), "failed"]).inc();
+                }
+            }
+        }
+    }
+}
+
+/// The configured online store; the in-memory one is filled from its feature files.
+fn open_store(config: &Config, registry: &Registry) -> Result<Arc<dyn OnlineStore>, AppError> {
+    match config.store.kind {
+        StoreKind::Redis => {
+            let store = RedisStore::new(&config.store.redis).map_err(|e| AppError::Store(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Memory => {
+            let snapshot = registry.snapshot();
+            let views = snapshot.models.values().flat_map(|m| m.versions.values()).filter_map(|s| match s {
+                VersionState::Ready(v) => Some(v.view.spec()),
+                VersionState::Failed(_) => None,
+            });
+            let schemas = group_schemas(views).map_err(AppError::Store)?;
+            let mut store = MemoryStore::new();
+            for file in &config.store.memory.files {
+                let schema = match (&file.keys, schemas.get(&file.group)) {
+                    (Some(keys), known) => GroupSchema {
+                        keys: keys.clone(),
+                        dtypes: known.map(|s| s.dtypes.clone()).unwrap_or_default(),
+                    },
+                    (None, Some(known)) => known.clone(),
+                    (None, None) => {
+                        return Err(AppError::Store(format!(
+                            "feature file {}: group `{}` is not read by any loaded model; set `keys` for it",
+                            file.path.display(),
+                            file.group
+                        )));
+                    }
+                };
+                let rows =
+                    FeatureFile::open(&file.path, &schema).map_err(|e| AppError::Store(e.to_string()))?;
+                let mut count = 0usize;
+                for row in rows {
+                    let row = row.map_err(|e| AppError::Store(e.to_string()))?;
+                    store.insert(format!("{}{}:{}", config.store.prefix, file.group, row.entity), row.set);
+                    count += 1;
+                }
+                tracing::info!(group = %file.group, path = %file.path.display(), rows = count, "feature file loaded");
+                store.add_source(file.path.display().to_string());
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Serves the router on `listener` until `shutdown` resolves, then drains in-flight
+/// requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(AppError::Serve)
+}
+
+/// `fti-serve serve`: build, bind, serve until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let app = App::build(&config).await?;
+    let addr = config.server.http_addr;
+    let listener = TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
+    tracing::info!(%addr, ready = app.predictor.is_ready(), "serving HTTP");
+    serve(listener, app.router(), shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

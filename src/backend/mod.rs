@@ -1,0 +1,88 @@
+//! Model execution behind one sync trait. Implementations: [`tract`] (pure Rust, the
+//! default). Backends are sync because inference is CPU-bound: the caller decides whether
+//! a call runs inline or on the blocking pool.
+
+pub mod tract;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Tract,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Tract => "tract",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A model output, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+}
+
+impl Tensor {
+    /// Values per row for a tensor whose first axis is the batch.
+    pub fn row_width(&self) -> usize {
+        self.shape.iter().skip(1).product()
+    }
+
+    pub fn get_f64(&self, index: usize) -> f64 {
+        match &self.data {
+            TensorData::F32(v) => f64::from(v[index]),
+            TensorData::F64(v) => v[index],
+            TensorData::I64(v) => v[index] as f64,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.data {
+            TensorData::F32(v) => v.len(),
+            TensorData::F64(v) => v.len(),
+            TensorData::I64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot load model: {0}")]
+    Load(String),
+    #[error("model run failed: {0}")]
+    Run(String),
+}
+
+pub trait Backend: Send + Sync + fmt::Debug {
+    fn kind(&self) -> BackendKind;
+
+    /// ONNX output names, in the order `run` returns them.
+    fn output_names(&self) -> &[String];
+
+    /// Runs a batch: `input` holds `rows` rows of the model's input width, row-major.
+    fn run(&self, input: &[f32], rows: usize) -> Result<Vec<Tensor>, BackendError>;
+}

@@ -1,0 +1,114 @@
+//! tract-onnx backend: the graph is typed and optimised once at load with a symbolic batch
+//! dimension, so one plan serves every batch size.
+
+use tract_onnx::prelude::{
+    DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTensor, Tensor as TractTensor,
+    ToDim, TypedRunnableModel, tvec,
+};
+
+use super::{Backend, BackendError, BackendKind, Tensor, TensorData};
+
+pub struct TractBackend {
+    plan: std::sync::Arc<TypedRunnableModel>,
+    width: usize,
+    outputs: Vec<String>,
+}
+
+impl std::fmt::Debug for TractBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TractBackend").field("width", &self.width).field("outputs", &self.outputs).finish()
+    }
+}
+
+impl TractBackend {
+    /// Loads an ONNX graph whose input `input_name` takes `[batch, width]` float32.
+    pub fn load(onnx: &[u8], input_name: &str, width: usize) -> Result<TractBackend, BackendError> {
+        let load = |e: tract_onnx::prelude::TractError| BackendError::Load(format!("{e:#}"));
+        let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..]).map_err(load)?;
+
+        let inputs = model.input_outlets().map_err(load)?.to_vec();
+        let names: Vec<&str> = inputs.iter().map(|o| model.node(o.node).name.as_str()).collect();
+        if inputs.len() != 1 {
+            return Err(BackendError::Load(format!(
+                "the graph has {} inputs ({}); fti-serve feeds exactly one",
+                inputs.len(),
+                names.join(", ")
+            )));
+        }
+        if names[0] != input_name {
+            return Err(BackendError::Load(format!(
+                "the graph's input is `{}`, the manifest says `{input_name}`",
+                names[0]
+            )));
+        }
+        let batch = model.sym("batch");
+        let fact = InferenceFact::dt_shape(DatumType::F32, tvec![batch.to_dim(), width.to_dim()]);
+        model.set_input_fact(0, fact).map_err(load)?;
+
+        let outputs: Vec<String> = model
+            .output_outlets()
+            .map_err(load)?
+            .iter()
+            .map(|&o| model.outlet_label(o).unwrap_or(&model.node(o.node).name).to_string())
+            .collect();
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| BackendError::Load(explain_load_error(&format!("{e:#}"), width)))?;
+        Ok(TractBackend { plan, width, outputs })
+    }
+}
+
+/// tract's messages are accurate but terse; name the usual cause when we recognise it.
+fn explain_load_error(message: &str, width: usize) -> String {
+    if message.contains("Clashing") || message.contains("Impossible to unify") {
+        format!("{message} (does the graph's input take {width} columns, as the feature view builds?)")
+    } else if message.contains("Unimplemented") || message.contains("unsupported") {
+        format!("{message} (an operator this backend does not implement)")
+    } else {
+        message.to_string()
+    }
+}
+
+impl Backend for TractBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Tract
+    }
+
+    fn output_names(&self) -> &[String] {
+        &self.outputs
+    }
+
+    fn run(&self, input: &[f32], rows: usize) -> Result<Vec<Tensor>, BackendError> {
+        let run = |e: tract_onnx::prelude::TractError| BackendError::Run(format!("{e:#}"));
+        if input.len() != rows * self.width {
+            return Err(BackendError::Run(format!(
+                "input holds {} values, expected {rows} x {}",
+                input.len(),
+                self.width
+            )));
+        }
+        let tensor = TractTensor::from_shape(&[rows, self.width], input).map_err(run)?;
+        let outputs = self.plan.run(tvec![tensor.into()]).map_err(run)?;
+        outputs.into_iter().map(|value| convert(&value.into_tensor())).collect()
+    }
+}
+
+fn convert(t: &TractTensor) -> Result<Tensor, BackendError> {
+    let run = |e: tract_onnx::prelude::TractError| BackendError::Run(format!("{e:#}"));
+    let shape = t.shape().to_vec();
+    let data = match t.datum_type() {
+        DatumType::F32 => {
+            TensorData::F32(t.to_plain_array_view::<f32>().map_err(run)?.iter().copied().collect())
+        }
+        DatumType::F64 => {
+            TensorData::F64(t.to_plain_array_view::<f64>().map_err(run)?.iter().copied().collect())
+        }
+        // Integer outputs (class labels) arrive as i64, or as TDim from some graphs.
+        _ => {
+            let cast = t.cast_to::<i64>().map_err(run)?;
+            TensorData::I64(cast.to_plain_array_view::<i64>().map_err(run)?.iter().copied().collect())
+        }
+    };
+    Ok(Tensor { shape, data })
+}

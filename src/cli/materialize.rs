@@ -1,0 +1,165 @@
+//! `fti-serve materialize`: the feature pipeline's sink. Loads a feature file into Redis
+//! in pipelined, atomic batches (`MULTI` … `EXEC`), so a row is written whole or not at all.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{Config, redact_url};
+use crate::features::files::{FeatureFile, FeatureRow, GroupSchema, group_schemas};
+use crate::registry::{Manifest, RegistryDir};
+
+#[derive(Debug, Clone)]
+pub struct MaterializeArgs {
+    pub group: String,
+    pub file: PathBuf,
+    pub redis_url: String,
+    pub prefix: String,
+    /// Entity key columns; default: the group's keys in the registry's feature views.
+    pub keys: Option<Vec<String>>,
+    pub batch_size: usize,
+    /// Skip bad rows (reported at the end) instead of stopping at the first.
+    pub keep_going: bool,
+    pub progress: bool,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MaterializeReport {
+    pub written: usize,
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaterializeError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{message} ({written} rows written before it)")]
+    Row { message: String, written: usize },
+    #[error("redis {url}: {message} ({written} rows written before it)")]
+    Redis { url: String, message: String, written: usize },
+}
+
+/// The schema of `group` as the registry's feature views declare it.
+pub fn registry_schema(config: &Config, group: &str) -> Result<Option<GroupSchema>, String> {
+    let dir = RegistryDir::new(&config.registry.path);
+    let models = if config.registry.models.is_empty() {
+        dir.models().map_err(|e| e.to_string())?
+    } else {
+        config.registry.models.clone()
+    };
+    let mut views = Vec::new();
+    for model in models {
+        for version in dir.versions(&model).map_err(|e| e.to_string())? {
+            // A broken manifest is the server's problem to report; it does not block
+            // loading features for the versions that work.
+            if let Ok(m) = Manifest::read(&dir.version_dir(&model, version).join("manifest.toml")) {
+                views.push(m.feature_view);
+            }
+        }
+    }
+    Ok(group_schemas(&views)?.remove(group))
+}
+
+pub async fn run(args: &MaterializeArgs, schema: GroupSchema) -> Result<MaterializeReport, MaterializeError> {
+    let url = redact_url(&args.redis_url);
+    let file = FeatureFile::open(&args.file, &schema).map_err(|e| MaterializeError::Setup(e.to_string()))?;
+    let client = redis::Client::open(args.redis_url.as_str())
+        .map_err(|e| MaterializeError::Setup(format!("invalid redis url {url}: {e}")))?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| MaterializeError::Setup(format!("cannot connect to redis {url}: {e}")))?;
+
+    let bar = progress_bar(args.progress, file.total_rows());
+    let started = Instant::now();
+    let mut report = MaterializeReport::default();
+    let mut batch: Vec<FeatureRow> = Vec::with_capacity(args.batch_size);
+    let redis_err =
+        |message: String, written: usize| MaterializeError::Redis { url: url.clone(), message, written };
+    for row in file {
+        match row {
+            Ok(row) => batch.push(row),
+            Err(e) if args.keep_going => {
+                bar.println(format!("skipped: {e}"));
+                report.skipped.push(e.to_string());
+            }
+            Err(e) => {
+                // Rows before the bad one are valid: write them, then stop.
+                write_batch(&mut conn, &args.prefix, &args.group, &batch)
+                    .await
+                    .map_err(|m| redis_err(m, report.written))?;
+                report.written += batch.len();
+                bar.abandon();
+                return Err(MaterializeError::Row { message: e.to_string(), written: report.written });
+            }
+        }
+        if batch.len() >= args.batch_size {
+            write_batch(&mut conn, &args.prefix, &args.group, &batch)
+                .await
+                .map_err(|m| redis_err(m, report.written))?;
+            report.written += batch.len();
+            bar.inc(batch.len() as u64);
+            batch.clear();
+        }
+    }
+    write_batch(&mut conn, &args.prefix, &args.group, &batch)
+        .await
+        .map_err(|m| redis_err(m, report.written))?;
+    report.written += batch.len();
+    bar.inc(batch.len() as u64);
+    bar.finish_and_clear();
+    tracing::info!(
+        group = %args.group,
+        rows = report.written,
+        skipped = report.skipped.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "materialized"
+    );
+    Ok(report)
+}
+
+async fn write_batch(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    group: &str,
+    rows: &[FeatureRow],
+) -> Result<(), String> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for row in rows {
+        let key = format!("{prefix}{group}:{}", row.entity);
+        if !row.set.is_empty() {
+            pipe.cmd("HSET").arg(&key).arg(&row.set).ignore();
+        }
+        if !row.unset.is_empty() {
+            pipe.cmd("HDEL").arg(&key).arg(&row.unset).ignore();
+        }
+    }
+    pipe.query_async::<()>(conn).await.map_err(|e| e.to_string())
+}
+
+fn progress_bar(visible: bool, total: Option<u64>) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    match total {
+        Some(total) => {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta}") {
+                bar.set_style(style);
+            }
+            bar
+        }
+        None => {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {pos} rows {per_sec}") {
+                bar.set_style(style);
+            }
+            bar
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Layered configuration: built-in defaults, then a TOML file, then environment variables
+//! `FTI__SECTION__KEY` (e.g. `FTI__STORE__REDIS__URL`). [`Config::validate`] turns every
+//! mistake into one message that names the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub registry: RegistryConfig,
+    pub store: StoreConfig,
+    pub cache: CacheConfig,
+    pub inference: InferenceConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP API (predict, models, health, metrics).
+    pub http_addr: SocketAddr,
+    /// Whole-request deadline; a request past it answers 504.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Largest accepted `rows` array in a batch predict.
+    pub max_batch_rows: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 2_000,
+            max_body_bytes: 1 << 20,
+            max_batch_rows: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Root directory of the model registry.
+    pub path: PathBuf,
+    /// Models to serve; empty means every model found under `path`.
+    pub models: Vec<String>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig { path: PathBuf::from("models"), models: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Embedded store loaded from feature files at start-up.
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// Prepended to every key: `<prefix><group>:<entity id>`.
+    pub prefix: String,
+    /// What a request does when the store fails or times out.
+    pub on_error: StoreErrorPolicy,
+    pub redis: RedisConfig,
+    pub memory: MemoryConfig,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreKind::Memory,
+            prefix: "fti:".into(),
+            on_error: StoreErrorPolicy::Fail,
+            redis: RedisConfig::default(),
+            memory: MemoryConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreErrorPolicy {
+    /// Answer 503 and report the store in `/health/ready`.
+    Fail,
+    /// Serve with every group feature defaulted and listed in `missing_features`.
+    Defaults,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`. May hold a password: never logged.
+    pub url: String,
+    /// Deadline for one round trip (all groups and entities of a request).
+    pub timeout_ms: u64,
+    /// How often readiness pings the store.
+    pub health_interval_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig { url: "redis://127.0.0.1:6379".into(), timeout_ms: 100, health_interval_ms: 1_000 }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("health_interval_ms", &self.health_interval_ms)
+            .finish()
+    }
+}
+
+/// `redis://user:secret@host` -> `redis://user:***@host`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    match rest.rsplit_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://***@{host}"),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Feature files loaded into the embedded store at start-up.
+    pub files: Vec<FeatureFileConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureFileConfig {
+    pub group: String,
+    /// CSV or Parquet (by extension). Relative paths are relative to the config file.
+    pub path: PathBuf,
+    /// Entity key columns; default: the group's entities in the served feature views.
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Upper bound on cached (group, entity) entries.
+    pub max_entries: u64,
+    /// TTL for groups not listed in `ttl_ms`; 0 turns caching off.
+    pub default_ttl_ms: u64,
+    /// Per feature group TTL in milliseconds; 0 turns caching off for that group.
+    pub ttl_ms: BTreeMap<String, u64>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { max_entries: 100_000, default_ttl_ms: 0, ttl_ms: BTreeMap::new() }
+    }
+}
+
+impl CacheConfig {
+    pub fn ttl_for(&self, group: &str) -> Duration {
+        Duration::from_millis(self.ttl_ms.get(group).copied().unwrap_or(self.default_ttl_ms))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceConfig {
+    /// Models whose warm-up batch of one runs longer than this execute on the blocking
+    /// pool; faster ones run inline on the request's task (a thread hop costs more than
+    /// they do).
+    pub inline_threshold_us: u64,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        InferenceConfig { inline_threshold_us: 200 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `fti_serve=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Pretty, level: "info".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Parse(String),
+    #[error("config: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Defaults, then `file` (when given), then `FTI__*` environment variables. Relative
+    /// paths in the file are resolved against the file's directory.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Parse(format!("file {} not found", file.display())));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let mut config: Config = figment
+            .merge(Env::prefixed("FTI__").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        if let Some(dir) = file.and_then(Path::parent) {
+            config.resolve_paths(dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.registry.path);
+        for file in &mut self.store.memory.files {
+            resolve(&mut file.path);
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &str, message: &str| Err(ConfigError::Invalid { key: key.into(), message: message.into() });
+        if self.server.request_timeout_ms == 0 {
+            return invalid("server.request_timeout_ms", "must be greater than 0");
+        }
+        if self.server.max_batch_rows == 0 {
+            return invalid("server.max_batch_rows", "must be at least 1");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        if !self.registry.path.is_dir() {
+            let message = format!("directory {} does not exist", self.registry.path.display());
+            return invalid("registry.path", &message);
+        }
+        if self.store.kind == StoreKind::Redis {
+            if !(self.store.redis.url.starts_with("redis://")
+                || self.store.redis.url.starts_with("rediss://")
+                || self.store.redis.url.starts_with("unix://"))
+            {
+                return invalid("store.redis.url", "must start with redis://, rediss:// or unix://");
+            }
+            if self.store.redis.timeout_ms == 0 {
+                return invalid("store.redis.timeout_ms", "must be greater than 0");
+            }
+            if self.store.redis.health_interval_ms == 0 {
+                return invalid("store.redis.health_interval_ms", "must be greater than 0");
+            }
+        }
+        for (i, file) in self.store.memory.files.iter().enumerate() {
+            if self.store.kind == StoreKind::Memory && !file.path.is_file() {
+                let message = format!("file {} does not exist", file.path.display());
+                return invalid(&format!("store.memory.files[{i}].path"), &message);
+            }
+        }
+        if self.cache.max_entries == 0 && self.cache.ttl_ms.values().any(|&t| t > 0) {
+            return invalid("cache.max_entries", "must be greater than 0 when a TTL is set");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("redis://:hunter2@10.0.0.1:6379/0"), "redis://:***@10.0.0.1:6379/0");
+        assert_eq!(redact_url("redis://bob:hunter2@h:1"), "redis://bob:***@h:1");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        let config = RedisConfig { url: "redis://:hunter2@h:1".into(), ..Default::default() };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut config = Config::default();
+        config.registry.path = std::env::temp_dir();
+        config.server.max_batch_rows = 0;
+        let err = config.validate().expect_err("must fail");
+        assert!(err.to_string().contains("server.max_batch_rows"), "{err}");
+
+        config.server.max_batch_rows = 8;
+        config.store.kind = StoreKind::Redis;
+        config.store.redis.url = "http://x".into();
+        let err = config.validate().expect_err("must fail");
+        assert!(err.to_string().contains("store.redis.url"), "{err}");
+    }
+
+    #[test]
+    fn file_and_env_layers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("reg")).expect("mkdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[registry]\npath = \"reg\"\n[cache]\ndefault_ttl_ms = 5\n").expect("write");
+        let config = Config::load(Some(&file)).expect("load");
+        assert_eq!(config.registry.path, dir.path().join("reg"));
+        assert_eq!(config.cache.ttl_for("any"), Duration::from_millis(5));
+
+        std::fs::write(&file, "[registry]\npath = \"reg\"\nbogus = 1\n").expect("write");
+        let err = Config::load(Some(&file)).expect_err("unknown key");
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+}

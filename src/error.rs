@@ -1,0 +1,68 @@
+//! The domain error vocabulary. Transports map every variant explicitly (no catch-all arm),
+//! so a new failure class does not compile until someone decides how clients see it.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("model `{model}` is not served here")]
+    ModelNotFound { model: String },
+
+    #[error("model `{model}` has no version {version}")]
+    VersionNotFound { model: String, version: u64 },
+
+    #[error("model `{model}` has no alias `{alias}`")]
+    AliasNotFound { model: String, alias: String },
+
+    /// The version exists in the registry but is not loaded (it failed validation, or is
+    /// still loading). `reason` is safe to show to clients.
+    #[error("model `{model}` version {version} is not available: {reason}")]
+    VersionUnavailable { model: String, version: u64, reason: String },
+
+    /// A request value is missing or malformed. `field` is a path such as
+    /// `rows[2].features.amount`.
+    #[error("{field}: {message}")]
+    InvalidInput { field: String, message: String },
+
+    #[error("batch of {got} rows exceeds the limit of {max}")]
+    TooManyRows { got: usize, max: usize },
+
+    #[error("entity {entity} not found in feature group `{group}`")]
+    EntityNotFound { group: String, entity: String },
+
+    #[error("feature `{feature}` of group `{group}` is required but missing for entity {entity}")]
+    FeatureMissing { group: String, entity: String, feature: String },
+
+    #[error("online feature store unavailable: {0}")]
+    StoreUnavailable(String),
+
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+
+    /// The model failed at run time on valid input. Details are logged, not sent.
+    #[error("inference failed for model `{model}` version {version}")]
+    Inference { model: String, version: u64 },
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidInput { field: field.into(), message: message.into() }
+    }
+
+    /// Stable, low-cardinality label for metrics and machine-readable error codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::ModelNotFound { .. } => "model_not_found",
+            Error::VersionNotFound { .. } => "version_not_found",
+            Error::AliasNotFound { .. } => "alias_not_found",
+            Error::VersionUnavailable { .. } => "version_unavailable",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::TooManyRows { .. } => "too_many_rows",
+            Error::EntityNotFound { .. } => "entity_not_found",
+            Error::FeatureMissing { .. } => "feature_missing",
+            Error::StoreUnavailable(_) => "store_unavailable",
+            Error::Timeout(_) => "timeout",
+            Error::Inference { .. } => "inference_failed",
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The moka cache in front of the online store. Entries carry their own deadline on the
+//! tokio clock, so each feature group has its own TTL and tests can pause time; moka's own
+//! TTL (the longest group TTL) only bounds how long dead entries occupy memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use tokio::time::Instant;
+
+use super::view::GroupValues;
+
+#[derive(Clone)]
+struct Entry {
+    values: GroupValues,
+    expires: Instant,
+}
+
+/// Key: (group plan id, full store key).
+pub type CacheKey = (u64, String);
+
+#[derive(Clone)]
+pub struct GroupCache {
+    inner: Cache<CacheKey, Arc<Entry>>,
+}
+
+impl std::fmt::Debug for GroupCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCache").field("entries", &self.inner.entry_count()).finish()
+    }
+}
+
+impl GroupCache {
+    pub fn new(max_entries: u64, longest_ttl: Duration) -> GroupCache {
+        let inner = Cache::builder()
+            .max_capacity(max_entries)
+            .time_to_live(longest_ttl.max(Duration::from_millis(1)))
+            .build();
+        GroupCache { inner }
+    }
+
+    /// A fresh entry, or `None` (absent or expired). `Some(None)` is a cached "entity not
+    /// found".
+    pub async fn get(&self, key: &CacheKey) -> Option<GroupValues> {
+        let entry = self.inner.get(key).await?;
+        if Instant::now() >= entry.expires {
+            self.inner.invalidate(key).await;
+            return None;
+        }
+        Some(entry.values.clone())
+    }
+
+    pub async fn insert(&self, key: CacheKey, values: GroupValues, ttl: Duration) {
+        let entry = Entry { values, expires: Instant::now() + ttl };
+        self.inner.insert(key, Arc::new(entry)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::value::Value;
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_on_the_tokio_clock() {
+        let cache = GroupCache::new(100, Duration::from_secs(60));
+        let key = (7, "fti:g:1".to_string());
+        let values: GroupValues = Some(Arc::from(vec![Some(Value::Num(1.0))]));
+        cache.insert(key.clone(), values.clone(), Duration::from_millis(500)).await;
+        assert_eq!(cache.get(&key).await, Some(values));
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(cache.get(&key).await.is_some());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(cache.get(&key).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn caches_entity_not_found() {
+        let cache = GroupCache::new(100, Duration::from_secs(60));
+        let key = (7, "fti:g:404".to_string());
+        cache.insert(key.clone(), None, Duration::from_secs(1)).await;
+        assert_eq!(cache.get(&key).await, Some(None));
+    }
+}

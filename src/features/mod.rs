@@ -1,0 +1,17 @@
+//! Features: what a model version reads ([`view`]), where precomputed values live
+//! ([`store`]: [`redis`], [`memory`]), the cache in front ([`cache`]), the per-request
+//! fetch ([`service`]) and feature files ([`files`]).
+
+pub mod cache;
+pub mod files;
+pub mod memory;
+pub mod redis;
+pub mod service;
+pub mod store;
+pub mod value;
+pub mod view;
+
+pub use service::{FeatureService, Fetched};
+pub use store::OnlineStore;
+pub use value::{DType, RequestValue, Value};
+pub use view::{FeatureView, FeatureViewSpec};

@@ -1,0 +1,159 @@
+//! Feature fetching for one request: cache first, then every miss of every group and row
+//! in one store round trip, then the store-error policy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::cache::GroupCache;
+use super::store::{Lookup, OnlineStore};
+use super::view::{FeatureView, GroupValues, OnMissing};
+use crate::Error;
+use crate::config::{CacheConfig, StoreErrorPolicy};
+use crate::metrics::Metrics;
+
+/// Fetched values for a batch: index `row * groups + group`.
+#[derive(Debug)]
+pub struct Fetched {
+    pub values: Vec<GroupValues>,
+    /// The entity part of each key (`4111...`, or `a:b` for composite keys), for messages.
+    pub entities: Vec<String>,
+}
+
+pub struct FeatureService {
+    store: Arc<dyn OnlineStore>,
+    cache: Option<GroupCache>,
+    cache_config: CacheConfig,
+    prefix: String,
+    policy: StoreErrorPolicy,
+    up: AtomicBool,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for FeatureService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureService")
+            .field("store", &self.store.describe())
+            .field("prefix", &self.prefix)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FeatureService {
+    pub fn new(
+        store: Arc<dyn OnlineStore>,
+        cache_config: CacheConfig,
+        prefix: String,
+        policy: StoreErrorPolicy,
+        metrics: Metrics,
+    ) -> FeatureService {
+        let longest =
+            cache_config.ttl_ms.values().copied().chain([cache_config.default_ttl_ms]).max().unwrap_or(0);
+        let cache =
+            (longest > 0).then(|| GroupCache::new(cache_config.max_entries, Duration::from_millis(longest)));
+        FeatureService { store, cache, cache_config, prefix, policy, up: AtomicBool::new(true), metrics }
+    }
+
+    pub fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    /// Whether the store answered its last health ping.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Pings the store and records the outcome for readiness and the `fti_store_up` gauge.
+    pub async fn check_health(&self) -> bool {
+        let up = match self.store.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                if self.is_up() {
+                    tracing::warn!("online store health check failed: {e}");
+                }
+                false
+            }
+        };
+        self.set_up(up);
+        up
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+        self.metrics.store_up.set(i64::from(up));
+    }
+
+    /// Looks up every group of `view` for every row (`rows[r]` = entity values in the
+    /// view's entity order).
+    pub async fn fetch(&self, view: &FeatureView, rows: &[Vec<String>]) -> Result<Fetched, Error> {
+        let groups = view.groups.len();
+        let mut values: Vec<Option<GroupValues>> = vec![None; rows.len() * groups];
+        let mut entities = Vec::with_capacity(values.len());
+        let mut pending = Vec::new();
+        let mut lookups = Vec::new();
+        for entity_values in rows {
+            for plan in &view.groups {
+                let index = entities.len();
+                let entity = plan.entity_key(entity_values);
+                let key = format!("{}{}:{}", self.prefix, plan.name, entity);
+                entities.push(entity);
+                let ttl = self.cache_config.ttl_for(&plan.name);
+                if let (Some(cache), false) = (&self.cache, ttl.is_zero()) {
+                    let cache_key = (plan.id, key);
+                    let hit = cache.get(&cache_key).await;
+                    let result = if hit.is_some() { "hit" } else { "miss" };
+                    self.metrics.cache_lookups.with_label_values(&[&*plan.name, result]).inc();
+                    if let Some(hit) = hit {
+                        values[index] = Some(hit);
+                        continue;
+                    }
+                    lookups.push(Lookup { key: cache_key.1, fields: plan.field_names() });
+                } else {
+                    lookups.push(Lookup { key, fields: plan.field_names() });
+                }
+                pending.push(index);
+            }
+        }
+
+        if !lookups.is_empty() {
+            match self.store.get(&lookups).await {
+                Ok(fetched) => {
+                    for ((index, lookup), raw) in pending.into_iter().zip(lookups).zip(fetched) {
+                        let plan = &view.groups[index % groups];
+                        let parsed = raw.map(|raw| {
+                            let (parsed, bad) = plan.parse(raw);
+                            if bad > 0 {
+                                self.metrics
+                                    .stored_value_errors
+                                    .with_label_values(&[&*plan.name])
+                                    .inc_by(bad as u64);
+                            }
+                            parsed
+                        });
+                        let ttl = self.cache_config.ttl_for(&plan.name);
+                        if let (Some(cache), false) = (&self.cache, ttl.is_zero()) {
+                            cache.insert((plan.id, lookup.key), parsed.clone(), ttl).await;
+                        }
+                        values[index] = Some(parsed);
+                    }
+                }
+                Err(e) => {
+                    self.metrics.store_errors.with_label_values(&[e.kind()]).inc();
+                    self.set_up(false);
+                    tracing::warn!("online store lookup failed: {e}");
+                    if self.policy == StoreErrorPolicy::Fail {
+                        return Err(Error::StoreUnavailable(e.to_string()));
+                    }
+                    for index in pending {
+                        if view.groups[index % groups].on_missing == OnMissing::Error {
+                            return Err(Error::StoreUnavailable(e.to_string()));
+                        }
+                        values[index] = Some(None);
+                    }
+                }
+            }
+        }
+        Ok(Fetched { values: values.into_iter().map(Option::unwrap_or_default).collect(), entities })
+    }
+}

@@ -1,0 +1,44 @@
+//! The online store seam: one round trip fetches many (key, fields) lookups.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One hash to read: the full key (`<prefix><group>:<entity>`) and the fields wanted.
+#[derive(Debug)]
+pub struct Lookup<'a> {
+    pub key: String,
+    pub fields: &'a [String],
+}
+
+/// Per lookup, in order: `None` when the key does not exist, else each field's raw value.
+pub type Fetched = Vec<Option<Vec<Option<String>>>>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Backend(String),
+    #[error("no answer within {0} ms")]
+    Timeout(u64),
+}
+
+impl StoreError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Backend(_) => "backend",
+            StoreError::Timeout(_) => "timeout",
+        }
+    }
+}
+
+pub trait OnlineStore: Send + Sync + 'static {
+    /// Reads every lookup in one round trip.
+    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<Fetched, StoreError>>;
+
+    /// Cheap liveness probe for readiness.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// For logs and `/v1/models`: kind and address, never credentials.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,134 @@
+//! The HTTP transport (axum): decode, call [`crate::predict::Predictor`], encode.
+
+pub mod dto;
+pub mod error;
+mod models;
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use self::error::ApiError;
+use crate::predict::Predictor;
+use crate::registry::Target;
+
+pub fn router(predictor: Predictor) -> Router {
+    let max_body = predictor.limits().max_body_bytes;
+    Router::new()
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{model}", get(models::show))
+        .route("/v1/models/{model}/predict", post(predict_production))
+        .route("/v1/models/{model}/versions/{version}/predict", post(predict_version))
+        .route("/v1/models/{model}/aliases/{alias}/predict", post(predict_alias))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(log_request))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                .into_response()
+        }))
+        .with_state(predictor)
+}
+
+async fn predict_production(
+    State(p): State<Predictor>,
+    Path(model): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    predict(&p, &model, &Target::production(), body).await
+}
+
+async fn predict_version(
+    State(p): State<Predictor>,
+    Path((model, version)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let version = version.parse::<u64>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_version",
+            format!("version: expected a non-negative integer, got {version:?}"),
+        )
+    })?;
+    predict(&p, &model, &Target::Version(version), body).await
+}
+
+async fn predict_alias(
+    State(p): State<Predictor>,
+    Path((model, alias)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    predict(&p, &model, &Target::Alias(alias), body).await
+}
+
+async fn predict(
+    p: &Predictor,
+    model: &str,
+    target: &Target,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_body" };
+        ApiError::with_status(status, code, rejection.body_text())
+    })?;
+    let request = dto::parse_predict(&body)?;
+    let batch = request.batch;
+    let response = p.predict(model, target, request).await?;
+    Ok(Json(dto::render_predict(&response, batch)).into_response())
+}
+
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({"status": "live"}))
+}
+
+async fn ready(State(p): State<Predictor>) -> Response {
+    let snapshot = p.registry().snapshot();
+    let models: serde_json::Map<String, serde_json::Value> =
+        snapshot.models.iter().map(|(name, entry)| (name.clone(), json!(entry.is_ready()))).collect();
+    let store_up = p.features().is_up();
+    let ready = snapshot.is_ready() && store_up;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "ready": ready,
+        "models": models,
+        "store": {"up": store_up, "store": p.features().describe()},
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(p): State<Predictor>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], p.metrics().render()).into_response()
+}
+
+async fn not_found(request: Request) -> ApiError {
+    let message = format!("no route for {} {}", request.method(), request.uri().path());
+    ApiError::with_status(StatusCode::NOT_FOUND, "no_route", message)
+}
+
+/// One line per request at debug level; the route template, never the raw path.
+async fn log_request(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        route = route.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        micros = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,47 @@
+//! fti-serve: the online inference pipeline of a feature/training/inference (FTI) system.
+//!
+//! # Module map
+//!
+//! - [`config`]: layered configuration (defaults, TOML file, `FTI__SECTION__KEY` env) and
+//!   its validation.
+//! - [`registry`]: the model registry on disk (`<root>/<model>/<version>/manifest.toml` +
+//!   `model.onnx`, `<root>/<model>/state.toml` for aliases), loading a version (checksum,
+//!   feature view, backend, warm-up) and the lock-free snapshot of what is served.
+//! - [`features`]: feature views (what a version was trained on), online stores (Redis,
+//!   in-memory from files), the TTL cache in front of them, and feature-file readers.
+//! - [`transform`]: the on-demand expression language: parse, type-check, compile to
+//!   closures, evaluate per row.
+//! - [`backend`]: the sync [`backend::Backend`] trait that runs a model on a batch
+//!   (tract-onnx today).
+//! - [`predict`]: the transport-agnostic core every transport calls.
+//! - [`http`]: axum routes, JSON DTOs, error-to-status mapping.
+//! - [`metrics`]: metric names, buckets and the Prometheus registry.
+//! - [`app`]: wiring: build the shared state from config, serve, shut down.
+//! - [`cli`]: the commands behind `fti-serve materialize` and `fti-serve transform`.
+//!
+//! # The path of one request
+//!
+//! 1. [`http`] decodes `POST /v1/models/fraud/predict` into [`predict::PredictRequest`].
+//! 2. [`predict::Predictor`] takes one snapshot of the registry and resolves the alias or
+//!    version; the request finishes on that version whatever is promoted meanwhile.
+//! 3. The version's [`features::FeatureView`] validates entity keys and request values,
+//!    then [`features::FeatureService`] looks up every (feature group, entity) in the
+//!    cache and fetches all misses in one store round trip.
+//! 4. The view's compiled [`transform::Program`] computes the on-demand features and the
+//!    input vector is assembled in the order the model was trained on.
+//! 5. The version's [`backend::Backend`] runs the batch; outputs are post-processed into
+//!    the names the manifest declares, and [`http`] encodes the answer.
+
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod features;
+pub mod http;
+pub mod metrics;
+pub mod predict;
+pub mod registry;
+pub mod transform;
+
+pub use error::Error;

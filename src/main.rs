@@ -1,0 +1,234 @@
+//! `fti-serve`: the command line. Each subcommand parses its arguments and calls the
+//! library; nothing here knows how a prediction is made.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use fti_serve::cli::materialize::{self, MaterializeArgs};
+use fti_serve::cli::transform::{self, TransformArgs};
+use fti_serve::config::{Config, LogFormat, StoreKind};
+
+/// Low-latency online inference: versioned ONNX models, Redis features, on-demand features.
+#[derive(Parser)]
+#[command(name = "fti-serve", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve predictions over HTTP until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+    /// Load a feature file (CSV or Parquet) into the Redis online store.
+    Materialize(MaterializeCmd),
+    /// Compute a feature view's on-demand features (or its model input vectors) for a
+    /// CSV or JSONL file, with the server's own code.
+    Transform(TransformCmd),
+    /// Exit 0 when GET on an http:// URL answers 200 (a container health check with no
+    /// curl in the image).
+    Probe {
+        #[arg(default_value = "http://127.0.0.1:8080/health/live")]
+        url: String,
+    },
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// Config file (TOML); `FTI__SECTION__KEY` environment variables override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Use this Redis as the online store (overrides `store.kind` and `store.redis.url`).
+    #[arg(long, env = "FTI_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Listen here instead of `server.http_addr`.
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct MaterializeCmd {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Feature group the file holds (its key columns come from the registry's views).
+    #[arg(long)]
+    group: String,
+    /// Feature file: .csv (with header) or .parquet.
+    #[arg(long)]
+    file: PathBuf,
+    /// Redis URL (default: `store.redis.url` from the config).
+    #[arg(long, env = "FTI_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Key prefix (default: `store.prefix` from the config).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Entity key columns, comma-separated (default: the group's keys in the registry).
+    #[arg(long, value_delimiter = ',')]
+    keys: Option<Vec<String>>,
+    /// Rows per pipelined, atomic write.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Skip bad rows and report them, instead of stopping at the first.
+    #[arg(long)]
+    keep_going: bool,
+}
+
+#[derive(Args)]
+struct TransformCmd {
+    /// A feature view TOML, or a version's manifest.toml.
+    #[arg(long)]
+    feature_view: PathBuf,
+    /// Rows to transform: .csv (with header) or .jsonl.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write: .csv or .jsonl, or `-` for CSV on standard output.
+    #[arg(long, default_value = "-")]
+    output: PathBuf,
+    /// Write the kept columns, then exactly the model input vector in order.
+    #[arg(long)]
+    model_input: bool,
+    /// Columns to pass through first with --model-input (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    keep: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let mut config = Config::load(args.config.config.as_deref())?;
+            if let Some(url) = args.redis_url {
+                config.store.kind = StoreKind::Redis;
+                config.store.redis.url = url;
+            }
+            if let Some(addr) = args.http_addr {
+                config.server.http_addr = addr;
+            }
+            config.validate()?;
+            init_logging(&config);
+            runtime()?.block_on(fti_serve::app::run(config))?;
+            Ok(())
+        }
+        Command::Materialize(args) => {
+            let config = Config::load(args.config.config.as_deref())?;
+            init_logging(&config);
+            let schema = materialize::registry_schema(&config, &args.group).map_err(anyhow::Error::msg)?;
+            let schema = match (args.keys.clone(), schema) {
+                (Some(keys), known) => fti_serve::features::files::GroupSchema {
+                    keys,
+                    dtypes: known.map(|s| s.dtypes).unwrap_or_default(),
+                },
+                (None, Some(known)) => known,
+                (None, None) => bail!(
+                    "no feature view in registry {} reads group `{}`: pass --keys to name its key columns",
+                    config.registry.path.display(),
+                    args.group
+                ),
+            };
+            if args.batch_size == 0 {
+                bail!("--batch-size must be at least 1");
+            }
+            let run_args = MaterializeArgs {
+                group: args.group,
+                file: args.file,
+                redis_url: args.redis_url.unwrap_or(config.store.redis.url),
+                prefix: args.prefix.unwrap_or(config.store.prefix),
+                keys: args.keys,
+                batch_size: args.batch_size,
+                keep_going: args.keep_going,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let report = runtime()?.block_on(materialize::run(&run_args, schema))?;
+            println!(
+                "wrote {} rows of group `{}` from {}{}",
+                report.written,
+                run_args.group,
+                run_args.file.display(),
+                if report.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; skipped {} bad rows", report.skipped.len())
+                }
+            );
+            Ok(())
+        }
+        Command::Transform(args) => {
+            let run_args = TransformArgs {
+                feature_view: args.feature_view,
+                input: args.input,
+                output: args.output,
+                model_input: args.model_input,
+                keep: args.keep,
+            };
+            let rows = transform::run(&run_args).context("transform")?;
+            if run_args.output.as_os_str() != "-" {
+                eprintln!("transformed {rows} rows into {}", run_args.output.display());
+            }
+            Ok(())
+        }
+        Command::Probe { url } => probe(&url),
+    }
+}
+
+/// A bare HTTP/1.1 GET: the runtime image has no curl, and the health check needs no TLS.
+fn probe(url: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+
+    let Some(rest) = url.strip_prefix("http://") else { bail!("only http:// URLs are supported: {url}") };
+    let (authority, path) =
+        rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let addr = authority
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} has no address"))?;
+    let timeout = Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 32];
+    let n = stream.read(&mut head)?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    match status_line.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        Some(code) => bail!("{url} answered {code}"),
+        None => bail!("{url} sent no HTTP status line"),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}

@@ -1,0 +1,263 @@
+//! Test harness: a real redis-server on a free loopback port, the server in-process on
+//! 127.0.0.1:0, the example registry and its golden files.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fti_serve::app::App;
+use fti_serve::config::{Config, FeatureFileConfig, StoreKind};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn feature_file(group: &str, ext: &str) -> PathBuf {
+    repo().join(format!("examples/fraud/data/features/{group}.{ext}"))
+}
+
+pub const GROUPS: [&str; 2] = ["card_profile", "card_activity"];
+
+/// A redis-server owned by one test; killed on drop.
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        // The port is free when we look; another process could take it before redis binds,
+        // so retry with fresh ports.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (tests/run.sh installs it)");
+            let mut redis = Redis { child, port, _dir: dir };
+            if redis.wait_ready(Duration::from_secs(5)) {
+                return redis;
+            }
+            redis.stop();
+        }
+        panic!("could not start redis-server on a free port");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Polls until redis answers PING (a readiness check, not a blind sleep).
+    fn wait_ready(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let client = redis::Client::open(self.url()).unwrap();
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && let Ok(mut conn) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Loads the example feature files into a Redis through `fti-serve materialize`'s code.
+pub async fn materialize_example(redis: &Redis) {
+    let config = example_config();
+    for group in GROUPS {
+        let schema = fti_serve::cli::materialize::registry_schema(&config, group).unwrap().unwrap();
+        let args = fti_serve::cli::materialize::MaterializeArgs {
+            group: group.to_string(),
+            file: feature_file(group, "parquet"),
+            redis_url: redis.url(),
+            prefix: "fti:".into(),
+            keys: None,
+            batch_size: 200,
+            keep_going: false,
+            progress: false,
+        };
+        fti_serve::cli::materialize::run(&args, schema).await.unwrap();
+    }
+}
+
+/// The example config (memory store from the example's feature files).
+pub fn example_config() -> Config {
+    Config::load(Some(&repo().join("config/example.toml"))).unwrap()
+}
+
+pub fn redis_config(redis: &Redis) -> Config {
+    let mut config = example_config();
+    config.store.kind = StoreKind::Redis;
+    config.store.redis.url = redis.url();
+    config.store.memory.files = Vec::<FeatureFileConfig>::new();
+    config
+}
+
+/// The server in-process on a free loopback port; shut down on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: App,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub async fn start(config: &Config) -> Server {
+        let app = App::build(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let router = app.router();
+        tokio::spawn(fti_serve::app::serve(listener, router, async {
+            let _ = rx.await;
+        }));
+        Server { addr, app, shutdown: Some(tx), http: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).json(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self.http.post(self.url(path)).body(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// One line of `models/<model>/<version>/golden.jsonl`.
+#[derive(Debug, Clone)]
+pub struct Golden {
+    pub request: Value,
+    pub input: Vec<f64>,
+    pub missing_features: Vec<String>,
+    pub outputs: Value,
+}
+
+pub fn golden(model: &str, version: u64) -> Vec<Golden> {
+    let path = repo().join(format!("models/{model}/{version}/golden.jsonl"));
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            Golden {
+                request: v["request"].clone(),
+                input: v["input"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap_or(f64::NAN))
+                    .collect(),
+                missing_features: v["missing_features"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect(),
+                outputs: v["outputs"].clone(),
+            }
+        })
+        .collect()
+}
+
+/// Asserts that a response's outputs equal the reference to 1e-5 (labels exactly).
+pub fn assert_outputs(got: &Value, want: &Value, context: &str) {
+    let want = want.as_object().unwrap();
+    let got = got.as_object().unwrap_or_else(|| panic!("{context}: no outputs in {got}"));
+    assert_eq!(got.len(), want.len(), "{context}: outputs {got:?} vs {want:?}");
+    for (name, w) in want {
+        let g = &got[name];
+        match (g.as_f64(), w.as_f64()) {
+            (Some(g), Some(w)) if w.fract() != 0.0 || name != "label" => {
+                assert!((g - w).abs() <= 1e-5, "{context}: {name} = {g}, reference {w}");
+            }
+            _ => assert_eq!(g, w, "{context}: {name}"),
+        }
+    }
+}
+
+/// A copy of the example registry in a temp dir, for tests that break or edit it.
+pub fn registry_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("models"), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; .ci/run calls it):
+# formatting, lints, the Dockerfile lint, and every test against a real redis-server that
+# the test harness starts on free loopback ports. Installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server (Debian package)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
+# Python tools the tests use (pinned), in a venv of their own.
+VENV=.venv-test
+if [ ! -x "$VENV/bin/hadolint" ] || ! cmp -s tests/requirements.txt "$VENV/requirements.txt"; then
+  echo "== preparing $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$VENV/requirements.txt"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --all-features -- -D warnings
+echo "== hadolint Dockerfile"
+"$VENV/bin/hadolint" Dockerfile
+echo "== cargo test"
+cargo test --all-targets --all-features
