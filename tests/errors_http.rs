@@ -144,3 +144,16 @@ async fn unknown_entity_follows_the_group_policy() {
     let (status, body) = server.post("/v1/models/fraud/versions/1/predict", &valid()).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out_with_504() {
+    let mut config = common::example_config();
+    config.server.request_timeout_ms = 1;
+    let server = Server::start(&config).await;
+    // Version 2 is a 50-tree ensemble: a batch of 30 rows takes tens of milliseconds.
+    let rows: Vec<Value> = golden("fraud", 2).iter().map(|g| g.request.clone()).collect();
+    let (status, body) = server.post("/v1/models/fraud/versions/2/predict", &json!({ "rows": rows })).await;
+    assert_eq!((status, body["code"].as_str()), (504, Some("timeout")), "{body}");
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(metrics.contains("outcome=\"timeout\""), "{metrics}");
+}
