@@ -7,14 +7,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, Secret, StoreKind};
 use crate::features::files::{FeatureFile, GroupSchema, group_schemas};
 use crate::features::memory::MemoryStore;
 use crate::features::redis::RedisStore;
 use crate::features::{FeatureService, OnlineStore};
 use crate::metrics::Metrics;
 use crate::predict::{Limits, Predictor};
-use crate::registry::{Registry, RegistryDir, VersionState};
+use crate::registry::{Registry, RegistryDir, RegistryOptions, VersionState, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -34,6 +34,7 @@ pub enum AppError {
 #[derive(Debug)]
 pub struct App {
     pub predictor: Predictor,
+    admin_token: Option<Secret>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -49,21 +50,28 @@ impl App {
     /// Loads the registry, opens the online store and starts its health checks.
     pub async fn build(config: &Config) -> Result<App, AppError> {
         let metrics = Metrics::new();
-        let registry = Arc::new(Registry::new(
-            RegistryDir::new(&config.registry.path),
-            Duration::from_micros(config.inference.inline_threshold_us),
-        ));
+        let options = RegistryOptions {
+            models: config.registry.models.clone(),
+            keep_latest: config.registry.keep_latest,
+            inline_threshold: Duration::from_micros(config.inference.inline_threshold_us),
+        };
+        let registry =
+            Arc::new(Registry::new(RegistryDir::new(&config.registry.path), options, metrics.clone()));
         let (registry, store) = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || -> Result<_, AppError> {
-                registry.load_all(&config.registry.models)?;
+                registry.reconcile()?;
                 let store = open_store(&config, &registry)?;
                 Ok((registry, store))
             })
             .await
             .map_err(|e| AppError::Task(e.to_string()))??
         };
-        record_loads(&registry, &metrics);
+        let watcher = watch::spawn(
+            Arc::clone(&registry),
+            Duration::from_millis(config.registry.poll_interval_ms),
+            config.registry.watch,
+        );
 
         let features = FeatureService::new(
             store,
@@ -93,41 +101,11 @@ impl App {
                 }
             })
         };
-        Ok(App { predictor, background: vec![health] })
+        Ok(App { predictor, admin_token: config.admin.token.clone(), background: vec![health, watcher] })
     }
 
     pub fn router(&self) -> axum::Router {
-        crate::http::router(self.predictor.clone())
-    }
-}
-
-fn record_loads(registry: &Registry, metrics: &Metrics) {
-    for (name, entry) in &registry.snapshot().models {
-        for (version, state) in &entry.versions {
-            match state {
-                VersionState::Ready(v) => {
-                    metrics.model_loads.with_label_values(&[name.as_str(), "ready"]).inc();
-                    let aliases: Vec<&str> = entry
-                        .aliases
-                        .iter()
-                        .filter(|(_, to)| *to == version)
-                        .map(|(a, _)| a.as_str())
-                        .collect();
-                    metrics
-                        .model_version_info
-                        .with_label_values(&[
-                            name.as_str(),
-                            &v.version_label,
-                            v.backend.kind().as_str(),
-                            &aliases.join(","),
-                        ])
-                        .set(1);
-                }
-                VersionState::Failed(_) => {
-                    metrics.model_loads.with_label_values(&[name.as_str(), "failed"]).inc();
-                }
-            }
-        }
+        crate::http::router(self.predictor.clone(), self.admin_token.clone())
     }
 }
 

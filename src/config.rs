@@ -20,6 +20,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub cache: CacheConfig,
     pub inference: InferenceConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
 }
 
@@ -54,11 +55,54 @@ pub struct RegistryConfig {
     pub path: PathBuf,
     /// Models to serve; empty means every model found under `path`.
     pub models: Vec<String>,
+    /// Besides the versions aliases point at, keep this many of the newest versions of
+    /// each model loaded (0: aliased versions only).
+    pub keep_latest: usize,
+    /// How often each replica re-reads the registry (file-system events trigger a re-read
+    /// sooner where the platform delivers them).
+    pub poll_interval_ms: u64,
+    /// Watch the registry for file-system events (off: poll only).
+    pub watch: bool,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        RegistryConfig { path: PathBuf::from("models"), models: Vec::new() }
+        RegistryConfig {
+            path: PathBuf::from("models"),
+            models: Vec::new(),
+            keep_latest: 2,
+            poll_interval_ms: 1_000,
+            watch: true,
+        }
+    }
+}
+
+/// The admin API (promote, rollback, history). Off unless a token is set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token the admin API requires.
+    pub token: Option<Secret>,
+}
+
+/// A string that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
     }
 }
 
@@ -272,6 +316,12 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.registry.poll_interval_ms == 0 {
+            return invalid("registry.poll_interval_ms", "must be greater than 0");
+        }
+        if self.admin.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            return invalid("admin.token", "must be at least 16 characters");
         }
         if !self.registry.path.is_dir() {
             let message = format!("directory {} does not exist", self.registry.path.display());

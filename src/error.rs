@@ -42,6 +42,26 @@ pub enum Error {
     /// The model failed at run time on valid input. Details are logged, not sent.
     #[error("inference failed for model `{model}` version {version}")]
     Inference { model: String, version: u64 },
+
+    /// A promotion's target failed validation; the registry is unchanged.
+    #[error("model `{model}` version {version} cannot be promoted: {reason}")]
+    VersionRefused { model: String, version: u64, reason: String },
+
+    #[error("alias `{alias}` of model `{model}` already points at version {version}")]
+    AliasUnchanged { model: String, alias: String, version: u64 },
+
+    #[error("alias `{alias}` of model `{model}` has no earlier version to roll back to")]
+    NothingToRollBack { model: String, alias: String },
+
+    /// Reading or writing registry state failed (I/O, a corrupt state file).
+    #[error("registry: {0}")]
+    Registry(String),
+
+    #[error("the admin API is off: set admin.token (FTI__ADMIN__TOKEN) to enable it")]
+    AdminDisabled,
+
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
 }
 
 impl Error {
@@ -63,6 +83,12 @@ impl Error {
             Error::StoreUnavailable(_) => "store_unavailable",
             Error::Timeout(_) => "timeout",
             Error::Inference { .. } => "inference_failed",
+            Error::VersionRefused { .. } => "version_refused",
+            Error::AliasUnchanged { .. } => "alias_unchanged",
+            Error::NothingToRollBack { .. } => "nothing_to_roll_back",
+            Error::Registry(_) => "registry_error",
+            Error::AdminDisabled => "admin_disabled",
+            Error::Unauthorized => "unauthorized",
         }
     }
 }

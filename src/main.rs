@@ -29,6 +29,8 @@ enum Command {
     /// Compute a feature view's on-demand features (or its model input vectors) for a
     /// CSV or JSONL file, with the server's own code.
     Transform(TransformCmd),
+    /// Operator commands on the model registry: list, show, promote, rollback, history.
+    Models(ModelsCmd),
     /// Exit 0 when GET on an http:// URL answers 200 (a container health check with no
     /// curl in the image).
     Probe {
@@ -81,6 +83,46 @@ struct MaterializeCmd {
     /// Skip bad rows and report them, instead of stopping at the first.
     #[arg(long)]
     keep_going: bool,
+}
+
+#[derive(Args)]
+struct ModelsCmd {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Registry directory (default: `registry.path` from the config, else ./models).
+    #[arg(long, global = true)]
+    registry: Option<PathBuf>,
+    #[command(subcommand)]
+    action: ModelsAction,
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Every model version with its aliases.
+    List,
+    /// One model: aliases, versions, manifests.
+    Show { model: String },
+    /// Point an alias at a version, after loading and validating it. Every replica
+    /// watching the registry follows within about a second.
+    Promote {
+        model: String,
+        version: u64,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        /// Recorded in the history.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Return an alias to the version it had before its latest promotion.
+    Rollback {
+        model: String,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Every alias move of a model.
+    History { model: String },
 }
 
 #[derive(Args)]
@@ -186,8 +228,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Models(args) => models(args),
         Command::Probe { url } => probe(&url),
     }
+}
+
+fn models(args: ModelsCmd) -> anyhow::Result<()> {
+    use fti_serve::cli::models;
+    use fti_serve::registry::RegistryDir;
+
+    let config = match (&args.config.config, &args.registry) {
+        (Some(file), _) => Config::load(Some(file))?,
+        (None, _) => Config::default(),
+    };
+    let dir = RegistryDir::new(args.registry.unwrap_or(config.registry.path));
+    let threshold = std::time::Duration::from_micros(config.inference.inline_threshold_us);
+    let moved = |o: fti_serve::registry::lifecycle::MoveOutcome| {
+        let from = o.from.map_or_else(|| "nothing".to_string(), |v| format!("version {v}"));
+        println!("{}: alias {} moved from {from} to version {} ({:?})", o.model, o.alias, o.to, o.action);
+    };
+    match args.action {
+        ModelsAction::List => print!("{}", models::list(&dir)?),
+        ModelsAction::Show { model } => print!("{}", models::show(&dir, &model)?),
+        ModelsAction::History { model } => print!("{}", models::history(&dir, &model)?),
+        ModelsAction::Promote { model, version, alias, reason } => {
+            moved(models::promote(&dir, &model, version, &alias, &reason, threshold)?);
+        }
+        ModelsAction::Rollback { model, alias, reason } => {
+            moved(models::rollback(&dir, &model, &alias, &reason, threshold)?);
+        }
+    }
+    Ok(())
 }
 
 /// A bare HTTP/1.1 GET: the runtime image has no curl, and the health check needs no TLS.

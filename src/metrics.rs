@@ -15,6 +15,8 @@ pub const STORE_UP: &str = "fti_store_up";
 pub const STORED_VALUE_ERRORS_TOTAL: &str = "fti_stored_value_errors_total";
 pub const MODEL_LOADS_TOTAL: &str = "fti_model_loads_total";
 pub const MODEL_VERSION_INFO: &str = "fti_model_version_info";
+pub const ALIAS_VERSION: &str = "fti_alias_version";
+pub const ALIAS_MOVES_TOTAL: &str = "fti_alias_moves_total";
 
 /// Request stages, each with its own histogram series.
 pub mod stage {
@@ -44,6 +46,8 @@ pub struct Metrics {
     pub stored_value_errors: IntCounterVec,
     pub model_loads: IntCounterVec,
     pub model_version_info: IntGaugeVec,
+    pub alias_version: IntGaugeVec,
+    pub alias_moves: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -94,6 +98,11 @@ impl Metrics {
             "Model version loads by outcome (ready or failed).",
             &["model", "outcome"],
         );
+        let alias_moves = counter(
+            ALIAS_MOVES_TOTAL,
+            "Alias moves made through this process's admin API, by action (promote, rollback).",
+            &["model", "alias", "action"],
+        );
         let stage_seconds = HistogramVec::new(
             HistogramOpts::new(STAGE_SECONDS, "Time per request stage.").buckets(LATENCY_BUCKETS.to_vec()),
             &["model", "version", "stage"],
@@ -109,6 +118,12 @@ impl Metrics {
         )
         .expect("static metric definition");
         registry.register(Box::new(model_version_info.clone())).expect("metric registered once");
+        let alias_version = IntGaugeVec::new(
+            Opts::new(ALIAS_VERSION, "The version each alias serves in this replica."),
+            &["model", "alias"],
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(alias_version.clone())).expect("metric registered once");
 
         Metrics {
             registry,
@@ -122,6 +137,8 @@ impl Metrics {
             stored_value_errors,
             model_loads,
             model_version_info,
+            alias_version,
+            alias_moves,
         }
     }
 

@@ -78,6 +78,10 @@ impl Predictor {
         &self.0.registry
     }
 
+    pub fn registry_handle(&self) -> Arc<Registry> {
+        Arc::clone(&self.0.registry)
+    }
+
     pub fn features(&self) -> &FeatureService {
         &self.0.features
     }

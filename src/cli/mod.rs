@@ -1,7 +1,8 @@
-//! Commands other than `serve`: the feature-pipeline sink (`materialize`) and offline
-//! on-demand features (`transform`). `main.rs` parses arguments and calls these.
+//! Commands other than `serve`: the feature-pipeline sink (`materialize`), offline
+//! on-demand features (`transform`) and operator commands on the registry (`models`). `main.rs` parses arguments and calls these.
 
 pub mod materialize;
+pub mod models;
 pub mod transform;
 
 use std::path::Path;

@@ -47,7 +47,11 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::InvalidInput { .. } | Error::TooManyRows { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::VersionUnavailable { .. } | Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        Error::Inference { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Inference { .. } | Error::Registry(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::VersionRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::AliasUnchanged { .. } | Error::NothingToRollBack { .. } => StatusCode::CONFLICT,
+        Error::AdminDisabled => StatusCode::FORBIDDEN,
+        Error::Unauthorized => StatusCode::UNAUTHORIZED,
     }
 }
 
@@ -64,7 +68,13 @@ impl From<Error> for ApiError {
             | Error::FeatureMissing { .. }
             | Error::StoreUnavailable(_)
             | Error::Timeout(_)
-            | Error::Inference { .. } => None,
+            | Error::Inference { .. }
+            | Error::VersionRefused { .. }
+            | Error::AliasUnchanged { .. }
+            | Error::NothingToRollBack { .. }
+            | Error::Registry(_)
+            | Error::AdminDisabled
+            | Error::Unauthorized => None,
         };
         ApiError {
             status: status_of(&error),

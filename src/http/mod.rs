@@ -1,9 +1,11 @@
 //! The HTTP transport (axum): decode, call [`crate::predict::Predictor`], encode.
 
+mod admin;
 pub mod dto;
 pub mod error;
 mod models;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -18,11 +20,17 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use self::error::ApiError;
+use crate::config::Secret;
 use crate::predict::Predictor;
 use crate::registry::Target;
 
-pub fn router(predictor: Predictor) -> Router {
+pub fn router(predictor: Predictor, admin_token: Option<Secret>) -> Router {
     let max_body = predictor.limits().max_body_bytes;
+    let admin = Router::new()
+        .route("/v1/admin/models/{model}/promote", post(admin::promote))
+        .route("/v1/admin/models/{model}/rollback", post(admin::rollback))
+        .route("/v1/admin/models/{model}/history", get(admin::history))
+        .with_state(admin::AdminState { predictor: predictor.clone(), token: admin_token.map(Arc::new) });
     Router::new()
         .route("/v1/models", get(models::list))
         .route("/v1/models/{model}", get(models::show))
@@ -32,6 +40,8 @@ pub fn router(predictor: Predictor) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .with_state(predictor)
+        .merge(admin)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(log_request))
@@ -39,7 +49,6 @@ pub fn router(predictor: Predictor) -> Router {
             ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
                 .into_response()
         }))
-        .with_state(predictor)
 }
 
 async fn predict_production(

@@ -59,11 +59,19 @@ fn describe(name: &str, entry: &ModelEntry) -> Value {
             }
             VersionState::Failed(reason) => json!({ "version": version, "state": "failed", "reason": reason }),
         })
+        .chain(
+            entry
+                .on_disk
+                .iter()
+                .filter(|v| !entry.versions.contains_key(v))
+                .map(|v| json!({ "version": v, "state": "not_loaded" })),
+        )
         .collect();
     json!({
         "name": name,
         "ready": entry.is_ready(),
         "aliases": entry.aliases,
+        "alias_errors": entry.alias_errors,
         "state_error": entry.state_error,
         "versions": versions,
     })

@@ -1,22 +1,27 @@
 //! The model registry: a directory laid out as
 //!
 //! ```text
-//! <root>/<model>/state.toml                 aliases (production, ...) and their history
+//! <root>/<model>/state.toml                 aliases (production, canary, ...) + history
 //! <root>/<model>/<version>/manifest.toml    what the version is; its feature view
 //! <root>/<model>/<version>/model.onnx       the graph (sha256 in the manifest)
 //! ```
 //!
 //! and the served [`Snapshot`] of it behind `arc_swap`: a request loads one snapshot and
-//! finishes on it, whatever is swapped in meanwhile.
+//! finishes on it, whatever is swapped in meanwhile; a version is dropped when the last
+//! snapshot and request holding it are gone. [`Registry::reconcile`] makes the snapshot
+//! match the directory: it loads (checks, warms) what should be resident before
+//! publishing, and never moves an alias to a version that failed.
 
+pub mod lifecycle;
 pub mod manifest;
 pub mod state;
 pub mod version;
+pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
@@ -25,6 +30,7 @@ pub use state::{ModelState, PRODUCTION};
 pub use version::{ModelVersion, OutputValue};
 
 use crate::Error;
+use crate::metrics::Metrics;
 
 /// Which version a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +53,15 @@ pub enum VersionState {
 
 #[derive(Debug, Clone, Default)]
 pub struct ModelEntry {
+    /// The aliases as served: each points at a Ready version.
     pub aliases: BTreeMap<String, u64>,
+    /// Resident versions (loaded, or refused with the reason).
     pub versions: BTreeMap<u64, VersionState>,
-    /// Set when `state.toml` could not be read: the model then has no aliases.
+    /// Every version directory present.
+    pub on_disk: Vec<u64>,
+    /// Aliases whose state.toml target is not served, and why.
+    pub alias_errors: BTreeMap<String, String>,
+    /// Set when `state.toml` could not be read: the last good aliases stay in force.
     pub state_error: Option<String>,
 }
 
@@ -65,6 +77,7 @@ impl ModelEntry {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub models: BTreeMap<String, ModelEntry>,
+    pub keep_latest: usize,
 }
 
 impl Snapshot {
@@ -75,14 +88,12 @@ impl Snapshot {
             Target::Version(v) => *v,
             Target::Alias(alias) => match entry.aliases.get(alias) {
                 Some(v) => *v,
-                None if alias == PRODUCTION => {
-                    let reason = entry
-                        .state_error
-                        .clone()
-                        .unwrap_or_else(|| "no version is marked production in state.toml".to_string());
-                    return Err(Error::VersionUnavailable { model: model.to_string(), version: 0, reason });
-                }
                 None => {
+                    if let Some(reason) = entry.alias_errors.get(alias).or(entry.state_error.as_ref()) {
+                        let version = 0;
+                        let reason = format!("alias `{alias}`: {reason}");
+                        return Err(Error::VersionUnavailable { model: model.to_string(), version, reason });
+                    }
                     return Err(Error::AliasNotFound { model: model.to_string(), alias: alias.clone() });
                 }
             },
@@ -92,6 +103,14 @@ impl Snapshot {
             Some(VersionState::Failed(reason)) => {
                 Err(Error::VersionUnavailable { model: model.to_string(), version, reason: reason.clone() })
             }
+            None if entry.on_disk.contains(&version) => Err(Error::VersionUnavailable {
+                model: model.to_string(),
+                version,
+                reason: format!(
+                    "not loaded: only aliased versions and the latest {} are resident (registry.keep_latest)",
+                    self.keep_latest
+                ),
+            }),
             None => Err(Error::VersionNotFound { model: model.to_string(), version }),
         }
     }
@@ -133,13 +152,13 @@ impl RegistryDir {
         self.model_dir(model).join(version.to_string())
     }
 
-    fn io_error(&self, path: &Path, e: &std::io::Error) -> RegistryError {
+    fn io_error(path: &Path, e: &std::io::Error) -> RegistryError {
         RegistryError::Io { path: path.to_path_buf(), message: e.to_string() }
     }
 
     /// Models are the sub-directories of the root.
     pub fn models(&self) -> Result<Vec<String>, RegistryError> {
-        let entries = std::fs::read_dir(&self.root).map_err(|e| self.io_error(&self.root, &e))?;
+        let entries = std::fs::read_dir(&self.root).map_err(|e| Self::io_error(&self.root, &e))?;
         let mut models: Vec<String> = entries
             .filter_map(Result::ok)
             .filter(|e| e.path().is_dir())
@@ -156,7 +175,7 @@ impl RegistryDir {
         if !dir.is_dir() {
             return Err(RegistryError::UnknownModel(model.to_string()));
         }
-        let entries = std::fs::read_dir(&dir).map_err(|e| self.io_error(&dir, &e))?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| Self::io_error(&dir, &e))?;
         let mut versions: Vec<u64> = entries
             .filter_map(Result::ok)
             .filter(|e| e.path().is_dir())
@@ -173,19 +192,71 @@ impl RegistryDir {
     pub fn read_state(&self, model: &str) -> Result<ModelState, String> {
         ModelState::read(&self.state_path(model))
     }
+
+    /// Names, sizes and modification times of a version's files: a refused version is
+    /// retried only when this changes.
+    fn fingerprint(&self, model: &str, version: u64) -> Vec<(String, u64, Option<SystemTime>)> {
+        let mut files: Vec<_> = std::fs::read_dir(self.version_dir(model, version))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((e.file_name().to_string_lossy().into_owned(), meta.len(), meta.modified().ok()))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Models to serve; empty: every model in the directory.
+    pub models: Vec<String>,
+    /// Besides aliased versions, keep this many of the newest versions loaded.
+    pub keep_latest: usize,
+    /// Models faster than this at warm-up run inline on the request's task.
+    pub inline_threshold: Duration,
+}
+
+type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
+
+/// What survives between reconciles besides the snapshot. Held for the whole of a
+/// reconcile or load, which also serialises loading: one model loads at a time, so a
+/// promotion takes at most one core from serving.
+#[derive(Default)]
+struct Loader {
+    failed: HashMap<(String, u64), (Fingerprint, String)>,
+    /// Versions loaded for a promotion, handed to the next reconcile.
+    preloaded: HashMap<(String, u64), Arc<ModelVersion>>,
 }
 
 /// The served registry: the directory plus the current snapshot.
-#[derive(Debug)]
 pub struct Registry {
     dir: RegistryDir,
+    options: RegistryOptions,
     snapshot: ArcSwap<Snapshot>,
-    inline_threshold: Duration,
+    loader: Mutex<Loader>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("root", &self.dir.root).field("options", &self.options).finish()
+    }
 }
 
 impl Registry {
-    pub fn new(dir: RegistryDir, inline_threshold: Duration) -> Registry {
-        Registry { dir, snapshot: ArcSwap::from_pointee(Snapshot::default()), inline_threshold }
+    pub fn new(dir: RegistryDir, options: RegistryOptions, metrics: Metrics) -> Registry {
+        let snapshot = Snapshot { keep_latest: options.keep_latest, ..Snapshot::default() };
+        Registry {
+            dir,
+            options,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            loader: Mutex::new(Loader::default()),
+            metrics,
+        }
     }
 
     pub fn dir(&self) -> &RegistryDir {
@@ -196,50 +267,176 @@ impl Registry {
         self.snapshot.load_full()
     }
 
-    /// Loads every version of `models` (every model in the directory when empty) and
-    /// publishes the result. A broken version is recorded as failed with its reason; it
-    /// never stops the others. Blocking: call from a blocking context.
-    pub fn load_all(&self, models: &[String]) -> Result<(), RegistryError> {
-        let names = if models.is_empty() { self.dir.models()? } else { models.to_vec() };
-        let mut snapshot = Snapshot::default();
+    fn lock_loader(&self) -> MutexGuard<'_, Loader> {
+        // A panic while loading leaves the maps consistent (they are only ever inserted
+        // into whole), so a poisoned lock is still usable.
+        self.loader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the snapshot match the directory. Blocking: call from a blocking context.
+    pub fn reconcile(&self) -> Result<(), RegistryError> {
+        let mut loader = self.lock_loader();
+        let current = self.snapshot.load_full();
+        let names =
+            if self.options.models.is_empty() { self.dir.models()? } else { self.options.models.clone() };
+        let mut next = Snapshot { keep_latest: self.options.keep_latest, ..Snapshot::default() };
         for name in names {
-            let entry = self.load_model(&name)?;
-            snapshot.models.insert(name, entry);
+            let entry = self.reconcile_model(&name, current.models.get(&name), &mut loader);
+            next.models.insert(name, entry);
         }
-        self.snapshot.store(Arc::new(snapshot));
+        self.publish_metrics(&current, &next);
+        self.snapshot.store(Arc::new(next));
         Ok(())
     }
 
-    fn load_model(&self, name: &str) -> Result<ModelEntry, RegistryError> {
+    fn reconcile_model(&self, name: &str, prev: Option<&ModelEntry>, loader: &mut Loader) -> ModelEntry {
         let mut entry = ModelEntry::default();
-        match self.dir.read_state(name) {
-            Ok(state) => entry.aliases = state.aliases,
+        match self.dir.versions(name) {
+            Ok(v) => entry.on_disk = v,
+            Err(e) => entry.state_error = Some(e.to_string()),
+        }
+        let wanted = match lifecycle::read_state(&self.dir, name) {
+            Ok(state) => state.aliases,
             Err(e) => {
-                tracing::error!(model = name, "cannot read model state: {e}");
-                entry.state_error = Some(e);
+                // Keep serving the last good aliases rather than none.
+                entry.state_error = Some(e.to_string());
+                prev.map(|p| p.aliases.clone()).unwrap_or_default()
+            }
+        };
+        let newest = entry.on_disk.iter().rev().take(self.options.keep_latest).copied();
+        let resident: BTreeSet<u64> =
+            wanted.values().copied().chain(newest).filter(|v| entry.on_disk.contains(v)).collect();
+        for v in resident {
+            let state = self.obtain(name, v, prev, loader);
+            entry.versions.insert(v, state);
+        }
+        for (alias, &v) in &wanted {
+            let problem = match entry.versions.get(&v) {
+                Some(VersionState::Ready(_)) => {
+                    entry.aliases.insert(alias.clone(), v);
+                    continue;
+                }
+                Some(VersionState::Failed(reason)) => format!("version {v} was refused: {reason}"),
+                None => format!("version {v} does not exist"),
+            };
+            // The alias stays where it was, if that version still serves.
+            let kept = prev.and_then(|p| {
+                let old = *p.aliases.get(alias)?;
+                match p.versions.get(&old)? {
+                    VersionState::Ready(x) => Some((old, Arc::clone(x))),
+                    VersionState::Failed(_) => None,
+                }
+            });
+            let message = match kept {
+                Some((old, version)) => {
+                    entry.aliases.insert(alias.clone(), old);
+                    entry.versions.entry(old).or_insert(VersionState::Ready(version));
+                    format!("{problem}; still serving version {old}")
+                }
+                None => problem,
+            };
+            if prev.and_then(|p| p.alias_errors.get(alias)) != Some(&message) {
+                tracing::error!(model = name, alias = %alias, "{message}");
+            }
+            entry.alias_errors.insert(alias.clone(), message);
+        }
+        entry
+    }
+
+    /// A resident version: the one already served, one preloaded for a promotion, the
+    /// remembered refusal (unless its files changed), or a fresh load.
+    fn obtain(&self, name: &str, v: u64, prev: Option<&ModelEntry>, loader: &mut Loader) -> VersionState {
+        if let Some(VersionState::Ready(x)) = prev.and_then(|p| p.versions.get(&v)) {
+            return VersionState::Ready(Arc::clone(x));
+        }
+        let key = (name.to_string(), v);
+        if let Some(x) = loader.preloaded.remove(&key) {
+            return VersionState::Ready(x);
+        }
+        match self.load(name, v, loader) {
+            Ok(x) => VersionState::Ready(x),
+            Err(reason) => VersionState::Failed(reason),
+        }
+    }
+
+    fn load(&self, name: &str, v: u64, loader: &mut Loader) -> Result<Arc<ModelVersion>, String> {
+        let key = (name.to_string(), v);
+        let fingerprint = self.dir.fingerprint(name, v);
+        if let Some((seen, reason)) = loader.failed.get(&key)
+            && *seen == fingerprint
+        {
+            return Err(reason.clone());
+        }
+        let dir = self.dir.version_dir(name, v);
+        match version::load(&dir, name, v, self.options.inline_threshold) {
+            Ok(x) => {
+                tracing::info!(
+                    model = name,
+                    version = v,
+                    backend = %x.backend.kind(),
+                    inline = x.inline,
+                    warmup_us = x.warmup_latency.as_micros() as u64,
+                    "model version loaded"
+                );
+                self.metrics.model_loads.with_label_values(&[name, "ready"]).inc();
+                loader.failed.remove(&key);
+                Ok(Arc::new(x))
+            }
+            Err(reason) => {
+                tracing::error!(model = name, version = v, "model version refused: {reason}");
+                self.metrics.model_loads.with_label_values(&[name, "failed"]).inc();
+                loader.failed.insert(key, (fingerprint, reason.clone()));
+                Err(reason)
             }
         }
-        for version in self.dir.versions(name)? {
-            let dir = self.dir.version_dir(name, version);
-            let state = match version::load(&dir, name, version, self.inline_threshold) {
-                Ok(v) => {
-                    tracing::info!(
-                        model = name,
-                        version,
-                        backend = %v.backend.kind(),
-                        inline = v.inline,
-                        warmup_us = v.warmup_latency.as_micros() as u64,
-                        "model version loaded"
-                    );
-                    VersionState::Ready(Arc::new(v))
-                }
-                Err(reason) => {
-                    tracing::error!(model = name, version, "model version refused: {reason}");
-                    VersionState::Failed(reason)
-                }
-            };
-            entry.versions.insert(version, state);
+    }
+
+    /// Loads and validates a version for a promotion (unless it is already served), so
+    /// the alias moves only to a version known to work. Blocking.
+    pub fn ensure_loaded(&self, name: &str, v: u64) -> Result<(), String> {
+        let mut loader = self.lock_loader();
+        let snapshot = self.snapshot.load();
+        if let Some(VersionState::Ready(_)) = snapshot.models.get(name).and_then(|m| m.versions.get(&v)) {
+            return Ok(());
         }
-        Ok(entry)
+        if loader.preloaded.contains_key(&(name.to_string(), v)) {
+            return Ok(());
+        }
+        // An explicit promotion retries a refused version even if its files did not change.
+        loader.failed.remove(&(name.to_string(), v));
+        let loaded = self.load(name, v, &mut loader)?;
+        loader.preloaded.insert((name.to_string(), v), loaded);
+        Ok(())
+    }
+
+    fn publish_metrics(&self, prev: &Snapshot, next: &Snapshot) {
+        for (name, entry) in &prev.models {
+            for (alias, v) in &entry.aliases {
+                if next.models.get(name).and_then(|e| e.aliases.get(alias)) != Some(v) {
+                    let _ = self.metrics.alias_version.remove_label_values(&[name, alias]);
+                }
+            }
+        }
+        self.metrics.model_version_info.reset();
+        for (name, entry) in &next.models {
+            for (alias, &v) in &entry.aliases {
+                self.metrics.alias_version.with_label_values(&[name.as_str(), alias.as_str()]).set(v as i64);
+            }
+            for (v, state) in &entry.versions {
+                if let VersionState::Ready(x) = state {
+                    let aliases: Vec<&str> =
+                        entry.aliases.iter().filter(|(_, to)| *to == v).map(|(a, _)| a.as_str()).collect();
+                    self.metrics
+                        .model_version_info
+                        .with_label_values(&[
+                            name.as_str(),
+                            &x.version_label,
+                            x.backend.kind().as_str(),
+                            &aliases.join(","),
+                        ])
+                        .set(1);
+                }
+            }
+        }
     }
 }

@@ -261,3 +261,46 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Adds version `new` to a registry copy as a copy of `from` (same graph and view).
+pub fn add_version_copy(registry: &Path, from: u64, new: u64) {
+    let src = registry.join(format!("fraud/{from}"));
+    let dst = registry.join(format!("fraud/{new}"));
+    copy_dir(&src, &dst);
+    let manifest = dst.join("manifest.toml");
+    let mut m: toml::Table = toml::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["model"].as_table_mut().unwrap().insert("version".into(), toml::Value::Integer(new as i64));
+    std::fs::write(&manifest, toml::to_string(&m).unwrap()).unwrap();
+}
+
+/// Adds version `new` whose manifest checksum does not match its model file.
+pub fn add_broken_version(registry: &Path, from: u64, new: u64) {
+    add_version_copy(registry, from, new);
+    let manifest = registry.join(format!("fraud/{new}/manifest.toml"));
+    let mut m: toml::Table = toml::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["model"].as_table_mut().unwrap().insert("sha256".into(), "0".repeat(64).into());
+    std::fs::write(&manifest, toml::to_string(&m).unwrap()).unwrap();
+}
+
+impl Server {
+    pub async fn admin(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response =
+            self.http.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes; returns how long it took.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}

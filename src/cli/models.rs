@@ -1,0 +1,118 @@
+//! `fti-serve models ...`: operator commands on the registry directory itself. They need
+//! no running server: replicas pick changes up by watching the registry. `promote`
+//! loads and validates the version first (checksum, feature view, graph, warm-up), like
+//! a server would, so a version that would be refused never becomes an alias target.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::Error;
+use crate::registry::lifecycle::{self, Move, MoveOutcome, MoveRequest};
+use crate::registry::{Manifest, RegistryDir, version};
+
+fn who() -> String {
+    std::env::var("USER").map(|u| format!("cli ({u})")).unwrap_or_else(|_| "cli".to_string())
+}
+
+pub fn list(dir: &RegistryDir) -> Result<String, Error> {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<16} {:>8}  {:<24} DESCRIPTION", "MODEL", "VERSION", "ALIASES");
+    for model in dir.models().map_err(|e| Error::Registry(e.to_string()))? {
+        let state = lifecycle::read_state(dir, &model)?;
+        for v in dir.versions(&model).map_err(|e| Error::Registry(e.to_string()))? {
+            let aliases: Vec<&str> =
+                state.aliases.iter().filter(|(_, to)| **to == v).map(|(a, _)| a.as_str()).collect();
+            let description = match Manifest::read(&dir.version_dir(&model, v).join("manifest.toml")) {
+                Ok(m) => m.model.description,
+                Err(e) => format!("(unreadable manifest: {e})"),
+            };
+            let _ = writeln!(out, "{model:<16} {v:>8}  {:<24} {description}", aliases.join(","));
+        }
+    }
+    Ok(out)
+}
+
+pub fn show(dir: &RegistryDir, model: &str) -> Result<String, Error> {
+    let versions = dir.versions(model).map_err(|_| Error::ModelNotFound { model: model.to_string() })?;
+    let state = lifecycle::read_state(dir, model)?;
+    let mut out = format!("model {model}\n");
+    for (alias, v) in &state.aliases {
+        let _ = writeln!(out, "  alias {alias} -> {v}");
+    }
+    for v in versions {
+        let _ = writeln!(out, "  version {v}");
+        match Manifest::read(&dir.version_dir(model, v).join("manifest.toml")) {
+            Ok(m) => {
+                let _ = writeln!(out, "    {}", m.model.description);
+                let _ = writeln!(out, "    created {} with {}", m.model.created_at, m.model.framework);
+                let _ = writeln!(
+                    out,
+                    "    feature view {} ({} inputs)",
+                    m.feature_view.name,
+                    m.feature_view.input.len()
+                );
+                let outputs: Vec<&str> = m.outputs.iter().map(|o| o.name.as_str()).collect();
+                let _ = writeln!(out, "    outputs {}", outputs.join(", "));
+                if !m.training.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "    training {}",
+                        m.training.to_string().replace('\n', ", ").trim_end_matches(", ")
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "    unreadable manifest: {e}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn promote(
+    dir: &RegistryDir,
+    model: &str,
+    target: u64,
+    alias: &str,
+    reason: &str,
+    inline_threshold: Duration,
+) -> Result<MoveOutcome, Error> {
+    let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
+    lifecycle::move_alias(dir, model, Move::Promote(target), &request, |v| {
+        version::load(&dir.version_dir(model, v), model, v, inline_threshold).map(drop)
+    })
+}
+
+pub fn rollback(
+    dir: &RegistryDir,
+    model: &str,
+    alias: &str,
+    reason: &str,
+    inline_threshold: Duration,
+) -> Result<MoveOutcome, Error> {
+    let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
+    lifecycle::move_alias(dir, model, Move::Rollback, &request, |v| {
+        version::load(&dir.version_dir(model, v), model, v, inline_threshold).map(drop)
+    })
+}
+
+pub fn history(dir: &RegistryDir, model: &str) -> Result<String, Error> {
+    if !dir.model_dir(model).is_dir() {
+        return Err(Error::ModelNotFound { model: model.to_string() });
+    }
+    let state = lifecycle::read_state(dir, model)?;
+    let mut out = format!(
+        "{:<21} {:<12} {:<9} {:>5} -> {:<5} {:<20} {}\n",
+        "AT", "ALIAS", "ACTION", "FROM", "TO", "BY", "REASON"
+    );
+    for m in &state.history {
+        let from = m.from.map_or_else(|| "-".to_string(), |v| v.to_string());
+        let action = format!("{:?}", m.action).to_lowercase();
+        let _ = writeln!(
+            out,
+            "{:<21} {:<12} {:<9} {:>5} -> {:<5} {:<20} {}",
+            m.at, m.alias, action, from, m.to, m.by, m.reason
+        );
+    }
+    Ok(out)
+}
