@@ -97,3 +97,18 @@ async fn production_on_a_broken_version_is_not_ready() {
         server.post("/v1/models/fraud/predict", &golden("fraud", production)[0].request).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("version_unavailable")), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_finite_warm_up_is_refused() {
+    let registry = registry_copy();
+    let model = registry.path().join("fraud/1/model.onnx");
+    let bytes = std::fs::read(common::repo().join("tests/fixtures/nan_model.onnx")).unwrap();
+    std::fs::write(&model, &bytes).unwrap();
+    let digest = hex::encode(Sha256::digest(&bytes));
+    edit_manifest(&registry.path().join("fraud/1/manifest.toml"), |m| {
+        m["model"].as_table_mut().unwrap().insert("sha256".into(), digest.into());
+    });
+    let server = serve(registry.path()).await;
+    assert_refused(&server, 1, "not finite").await;
+    assert_serves(&server, 2).await;
+}
