@@ -93,6 +93,16 @@ fn benches(c: &mut Criterion) {
                 )
             })
             .collect();
+        // The on-demand expressions alone, on a filled frame.
+        let mut filled = view.new_frame();
+        let mut missing = Vec::new();
+        view.fill_request(&mut filled, &row.features, "", &mut missing).expect("valid");
+        for (g, values) in store_row.iter().enumerate() {
+            view.fill_group(&mut filled, g, values, "x", &mut missing).expect("valid");
+        }
+        transform.bench_function(format!("on_demand_only_v{}", v.version), |b| {
+            b.iter(|| view.compute(black_box(&mut filled)));
+        });
         transform.bench_function(format!("assemble_row_v{}", v.version), |b| {
             b.iter(|| {
                 let mut frame = view.new_frame();

@@ -13,6 +13,7 @@
 //! publishing, and never moves an alias to a version that failed.
 
 pub mod lifecycle;
+mod loader;
 pub mod manifest;
 pub mod state;
 pub mod version;
@@ -238,6 +239,7 @@ pub struct Registry {
     options: RegistryOptions,
     snapshot: ArcSwap<Snapshot>,
     loader: Mutex<Loader>,
+    load_thread: loader::LoadThread,
     metrics: Metrics,
 }
 
@@ -252,9 +254,10 @@ impl Registry {
         let snapshot = Snapshot { keep_latest: options.keep_latest, ..Snapshot::default() };
         Registry {
             dir,
-            options,
             snapshot: ArcSwap::from_pointee(snapshot),
             loader: Mutex::new(Loader::default()),
+            load_thread: loader::LoadThread::spawn(options.inline_threshold),
+            options,
             metrics,
         }
     }
@@ -367,8 +370,7 @@ impl Registry {
         {
             return Err(reason.clone());
         }
-        let dir = self.dir.version_dir(name, v);
-        match version::load(&dir, name, v, self.options.inline_threshold) {
+        match self.load_thread.load(&self.dir.version_dir(name, v), name, v) {
             Ok(x) => {
                 tracing::info!(
                     model = name,
