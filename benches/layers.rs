@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use fti_serve::app::App;
+use fti_serve::backend::Backend;
 use fti_serve::config::Config;
 use fti_serve::features::memory::MemoryStore;
 use fti_serve::features::{FeatureService, FeatureViewSpec};
@@ -72,6 +73,28 @@ fn benches(c: &mut Criterion) {
                 },
             );
         }
+    }
+    // ONNX Runtime on the same models and inputs, when ORT_DYLIB_PATH names the library.
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(library) => {
+            let ort_config =
+                fti_serve::config::OrtConfig { library: Some(library.into()), ..Default::default() };
+            for v in &versions {
+                let bytes = std::fs::read(repo_path(&format!("models/fraud/{}/model.onnx", v.version)))
+                    .expect("model");
+                let width = v.view.width();
+                let ort = fti_serve::backend::ort::OrtBackend::load(&bytes, "input", width, &ort_config)
+                    .expect("ort");
+                for rows in [1usize, 64] {
+                    let input: Vec<f32> = (0..rows * width).map(|i| (i % 7) as f32 * 0.5).collect();
+                    let id = BenchmarkId::new(format!("ort_v{}", v.version), rows);
+                    backend.bench_with_input(id, &rows, |b, &rows| {
+                        b.iter(|| ort.run(black_box(&input), rows).expect("run"));
+                    });
+                }
+            }
+        }
+        None => eprintln!("ORT_DYLIB_PATH is not set: skipping the ort backend benches"),
     }
     backend.finish();
 

@@ -53,7 +53,7 @@ impl App {
         let options = RegistryOptions {
             models: config.registry.models.clone(),
             keep_latest: config.registry.keep_latest,
-            inline_threshold: Duration::from_micros(config.inference.inline_threshold_us),
+            load: config.load_options(),
         };
         let registry =
             Arc::new(Registry::new(RegistryDir::new(&config.registry.path), options, metrics.clone()));

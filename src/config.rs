@@ -12,6 +12,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::BackendKind;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -20,6 +22,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub cache: CacheConfig,
     pub inference: InferenceConfig,
+    pub ort: OrtConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
 }
@@ -234,12 +237,54 @@ pub struct InferenceConfig {
     /// pool; faster ones run inline on the request's task (a thread hop costs more than
     /// they do).
     pub inline_threshold_us: u64,
+    /// Backend for versions whose manifest names none.
+    pub backend: BackendKind,
 }
 
 impl Default for InferenceConfig {
     fn default() -> Self {
-        InferenceConfig { inline_threshold_us: 200 }
+        InferenceConfig { inline_threshold_us: 200, backend: BackendKind::Tract }
     }
+}
+
+/// ONNX Runtime session settings, tuned for low latency on a small CPU box.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrtConfig {
+    /// Path to libonnxruntime (e.g. `.../onnxruntime/capi/libonnxruntime.so.1.32.0` from
+    /// the `onnxruntime` wheel); default: the `ORT_DYLIB_PATH` environment variable.
+    pub library: Option<PathBuf>,
+    /// Threads inside one operator. 1 is fastest for single rows on few cores.
+    pub intra_op_threads: usize,
+    /// Threads across independent operators.
+    pub inter_op_threads: usize,
+    pub optimization_level: OrtOptimization,
+    /// ONNX Runtime's CPU memory arena.
+    pub memory_arena: bool,
+    /// Sessions per model version (`Session::run` takes one session exclusively).
+    pub sessions: usize,
+}
+
+impl Default for OrtConfig {
+    fn default() -> Self {
+        OrtConfig {
+            library: None,
+            intra_op_threads: 1,
+            inter_op_threads: 1,
+            optimization_level: OrtOptimization::All,
+            memory_arena: true,
+            sessions: std::thread::available_parallelism().map_or(2, usize::from),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrtOptimization {
+    Disable,
+    Basic,
+    Extended,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,6 +348,18 @@ impl Config {
         for file in &mut self.store.memory.files {
             resolve(&mut file.path);
         }
+        if let Some(lib) = &mut self.ort.library {
+            resolve(lib);
+        }
+    }
+
+    /// How the registry loads versions under this config.
+    pub fn load_options(&self) -> crate::registry::LoadOptions {
+        crate::registry::LoadOptions {
+            inline_threshold: Duration::from_micros(self.inference.inline_threshold_us),
+            default_backend: self.inference.backend,
+            ort: self.ort.clone(),
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -316,6 +373,12 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        if self.ort.sessions == 0 {
+            return invalid("ort.sessions", "must be at least 1");
+        }
+        if self.ort.intra_op_threads == 0 || self.ort.inter_op_threads == 0 {
+            return invalid("ort.intra_op_threads", "thread counts must be at least 1");
         }
         if self.registry.poll_interval_ms == 0 {
             return invalid("registry.poll_interval_ms", "must be greater than 0");

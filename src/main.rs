@@ -241,8 +241,8 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
         (Some(file), _) => Config::load(Some(file))?,
         (None, _) => Config::default(),
     };
+    let options = config.load_options();
     let dir = RegistryDir::new(args.registry.unwrap_or(config.registry.path));
-    let threshold = std::time::Duration::from_micros(config.inference.inline_threshold_us);
     let moved = |o: fti_serve::registry::lifecycle::MoveOutcome| {
         let from = o.from.map_or_else(|| "nothing".to_string(), |v| format!("version {v}"));
         println!("{}: alias {} moved from {from} to version {} ({:?})", o.model, o.alias, o.to, o.action);
@@ -252,10 +252,10 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
         ModelsAction::Show { model } => print!("{}", models::show(&dir, &model)?),
         ModelsAction::History { model } => print!("{}", models::history(&dir, &model)?),
         ModelsAction::Promote { model, version, alias, reason } => {
-            moved(models::promote(&dir, &model, version, &alias, &reason, threshold)?);
+            moved(models::promote(&dir, &model, version, &alias, &reason, &options)?);
         }
         ModelsAction::Rollback { model, alias, reason } => {
-            moved(models::rollback(&dir, &model, &alias, &reason, threshold)?);
+            moved(models::rollback(&dir, &model, &alias, &reason, &options)?);
         }
     }
     Ok(())

@@ -72,8 +72,8 @@ impl Metrics {
         };
         let requests = counter(
             REQUESTS_TOTAL,
-            "Predict requests by model, version and outcome (ok or an error code).",
-            &["model", "version", "outcome"],
+            "Predict requests by model, version, backend and outcome (ok or an error code).",
+            &["model", "version", "backend", "outcome"],
         );
         let rows = counter(ROWS_TOTAL, "Rows predicted.", &["model", "version"]);
         let missing_features = counter(
@@ -105,7 +105,7 @@ impl Metrics {
         );
         let stage_seconds = HistogramVec::new(
             HistogramOpts::new(STAGE_SECONDS, "Time per request stage.").buckets(LATENCY_BUCKETS.to_vec()),
-            &["model", "version", "stage"],
+            &["model", "version", "backend", "stage"],
         )
         .expect("static metric definition");
         registry.register(Box::new(stage_seconds.clone())).expect("metric registered once");

@@ -111,7 +111,7 @@ impl Predictor {
         let version = match snapshot.resolve(model, target) {
             Ok(v) => v,
             Err(e) => {
-                self.0.metrics.requests.with_label_values(&[model, "", e.code()]).inc();
+                self.0.metrics.requests.with_label_values(&[model, "", "", e.code()]).inc();
                 return Err(e);
             }
         };
@@ -120,12 +120,13 @@ impl Predictor {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(timeout)),
         };
+        let backend = version.backend.kind().as_str();
         let labels = [version.model.as_str(), version.version_label.as_str()];
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
-        self.0.metrics.requests.with_label_values(&[labels[0], labels[1], outcome]).inc();
+        self.0.metrics.requests.with_label_values(&[labels[0], labels[1], backend, outcome]).inc();
         self.observe(&version, stage::TOTAL, start.elapsed());
         result
     }
@@ -134,7 +135,12 @@ impl Predictor {
         self.0
             .metrics
             .stage_seconds
-            .with_label_values(&[version.model.as_str(), version.version_label.as_str(), stage])
+            .with_label_values(&[
+                version.model.as_str(),
+                version.version_label.as_str(),
+                version.backend.kind().as_str(),
+                stage,
+            ])
             .observe(elapsed.as_secs_f64());
     }
 

@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use fti_serve::metrics::Metrics;
 use fti_serve::registry::lifecycle::{Move, MoveRequest, move_alias};
-use fti_serve::registry::{Registry, RegistryDir, RegistryOptions, Target};
+use fti_serve::registry::{LoadOptions, Registry, RegistryDir, RegistryOptions, Target};
 
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -21,7 +19,7 @@ fn rss_kib() -> u64 {
 fn rss_stays_bounded_over_promotion_cycles() {
     let dir = common::registry_copy();
     let options =
-        RegistryOptions { models: vec!["fraud".into()], keep_latest: 0, inline_threshold: Duration::ZERO };
+        RegistryOptions { models: vec!["fraud".into()], keep_latest: 0, load: LoadOptions::default() };
     let registry = Registry::new(RegistryDir::new(dir.path()), options, Metrics::new());
     registry.reconcile().unwrap();
     let request = MoveRequest { alias: "production".into(), by: "test".into(), reason: String::new() };

@@ -134,13 +134,19 @@ async fn models_listing_health_and_metrics() {
     let (status, text) = server.get_text("/metrics").await;
     assert_eq!(status, 200);
     for stage in ["features", "transform", "inference", "total"] {
-        let series =
-            format!("fti_request_stage_seconds_count{{model=\"fraud\",stage=\"{stage}\",version=\"1\"}}");
+        let series = format!(
+            "fti_request_stage_seconds_count{{backend=\"tract\",model=\"fraud\",stage=\"{stage}\",version=\"1\"}}"
+        );
         assert!(text.contains(&series), "missing {series} in\n{text}");
     }
-    assert!(text.contains("fti_requests_total{model=\"fraud\",outcome=\"ok\",version=\"1\"} 1"), "{text}");
     assert!(
-        text.contains("fti_requests_total{model=\"fraud\",outcome=\"invalid_input\",version=\"1\"} 1"),
+        text.contains("fti_requests_total{backend=\"tract\",model=\"fraud\",outcome=\"ok\",version=\"1\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "fti_requests_total{backend=\"tract\",model=\"fraud\",outcome=\"invalid_input\",version=\"1\"} 1"
+        ),
         "{text}"
     );
     assert!(text.contains("fti_store_up 1"), "{text}");

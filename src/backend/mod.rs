@@ -1,7 +1,8 @@
 //! Model execution behind one sync trait. Implementations: [`tract`] (pure Rust, the
-//! default). Backends are sync because inference is CPU-bound: the caller decides whether
+//! default) and [`ort`] (ONNX Runtime, loaded at run time). Backends are sync because inference is CPU-bound: the caller decides whether
 //! a call runs inline or on the blocking pool.
 
+pub mod ort;
 pub mod tract;
 
 use std::fmt;
@@ -12,12 +13,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     Tract,
+    Ort,
 }
 
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Tract => "tract",
+            BackendKind::Ort => "ort",
         }
     }
 }

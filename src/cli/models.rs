@@ -3,12 +3,10 @@
 //! loads and validates the version first (checksum, feature view, graph, warm-up), like
 //! a server would, so a version that would be refused never becomes an alias target.
 
-use std::fmt::Write as _;
-use std::time::Duration;
-
 use crate::Error;
 use crate::registry::lifecycle::{self, Move, MoveOutcome, MoveRequest};
-use crate::registry::{Manifest, RegistryDir, version};
+use crate::registry::{LoadOptions, Manifest, RegistryDir, version};
+use std::fmt::Write as _;
 
 fn who() -> String {
     std::env::var("USER").map(|u| format!("cli ({u})")).unwrap_or_else(|_| "cli".to_string())
@@ -75,11 +73,11 @@ pub fn promote(
     target: u64,
     alias: &str,
     reason: &str,
-    inline_threshold: Duration,
+    options: &LoadOptions,
 ) -> Result<MoveOutcome, Error> {
     let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
     lifecycle::move_alias(dir, model, Move::Promote(target), &request, |v| {
-        version::load(&dir.version_dir(model, v), model, v, inline_threshold).map(drop)
+        version::load(&dir.version_dir(model, v), model, v, options).map(drop)
     })
 }
 
@@ -88,11 +86,11 @@ pub fn rollback(
     model: &str,
     alias: &str,
     reason: &str,
-    inline_threshold: Duration,
+    options: &LoadOptions,
 ) -> Result<MoveOutcome, Error> {
     let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
     lifecycle::move_alias(dir, model, Move::Rollback, &request, |v| {
-        version::load(&dir.version_dir(model, v), model, v, inline_threshold).map(drop)
+        version::load(&dir.version_dir(model, v), model, v, options).map(drop)
     })
 }
 

@@ -6,9 +6,8 @@
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
 
-use super::version::{self, ModelVersion};
+use super::version::{self, LoadOptions, ModelVersion};
 
 /// Niceness of the loading thread (0 = normal, 19 = lowest).
 const LOADER_NICE: i32 = 10;
@@ -23,18 +22,19 @@ struct Job {
 #[derive(Debug)]
 pub struct LoadThread {
     jobs: mpsc::Sender<Job>,
-    inline_threshold: Duration,
+    options: LoadOptions,
 }
 
 impl LoadThread {
-    pub fn spawn(inline_threshold: Duration) -> LoadThread {
+    pub fn spawn(options: LoadOptions) -> LoadThread {
         let (jobs, rx) = mpsc::channel::<Job>();
+        let thread_options = options.clone();
         let spawned = std::thread::Builder::new().name("fti-loader".into()).spawn(move || {
             lower_priority();
             for job in rx {
                 // A panic inside a model parser must not take the loading thread down.
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    version::load(&job.dir, &job.model, job.version, inline_threshold)
+                    version::load(&job.dir, &job.model, job.version, &thread_options)
                 }))
                 .unwrap_or_else(|_| Err("the model loader panicked on this version".to_string()));
                 let _ = job.reply.send(result);
@@ -43,7 +43,7 @@ impl LoadThread {
         if let Err(e) = spawned {
             tracing::error!("cannot start the loading thread: {e}");
         }
-        LoadThread { jobs, inline_threshold }
+        LoadThread { jobs, options }
     }
 
     /// Loads a version on the loading thread and waits for it. Blocking.
@@ -52,7 +52,7 @@ impl LoadThread {
         let job = Job { dir: dir.to_path_buf(), model: model.to_string(), version, reply };
         if self.jobs.send(job).is_err() {
             // No loading thread: load here rather than not at all.
-            return version::load(dir, model, version, self.inline_threshold);
+            return version::load(dir, model, version, &self.options);
         }
         result.recv().unwrap_or_else(|_| Err("the loading thread stopped".to_string()))
     }

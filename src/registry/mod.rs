@@ -22,13 +22,13 @@ pub mod watch;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
 pub use manifest::Manifest;
 pub use state::{ModelState, PRODUCTION};
-pub use version::{ModelVersion, OutputValue};
+pub use version::{LoadOptions, ModelVersion, OutputValue};
 
 use crate::Error;
 use crate::metrics::Metrics;
@@ -217,8 +217,7 @@ pub struct RegistryOptions {
     pub models: Vec<String>,
     /// Besides aliased versions, keep this many of the newest versions loaded.
     pub keep_latest: usize,
-    /// Models faster than this at warm-up run inline on the request's task.
-    pub inline_threshold: Duration,
+    pub load: version::LoadOptions,
 }
 
 type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
@@ -256,7 +255,7 @@ impl Registry {
             dir,
             snapshot: ArcSwap::from_pointee(snapshot),
             loader: Mutex::new(Loader::default()),
-            load_thread: loader::LoadThread::spawn(options.inline_threshold),
+            load_thread: loader::LoadThread::spawn(options.load.clone()),
             options,
             metrics,
         }

@@ -7,8 +7,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{Manifest, OutputSpec};
+use crate::backend::ort::OrtBackend;
 use crate::backend::tract::TractBackend;
 use crate::backend::{Backend, BackendKind, Tensor, TensorData};
+use crate::config::OrtConfig;
 use crate::features::FeatureView;
 
 #[derive(Debug)]
@@ -122,14 +124,29 @@ impl OutputPlan {
     }
 }
 
+/// How versions are loaded.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Models faster than this at warm-up run inline on the request's task.
+    pub inline_threshold: Duration,
+    /// Backend for manifests that name none.
+    pub default_backend: BackendKind,
+    pub ort: OrtConfig,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            inline_threshold: Duration::from_micros(200),
+            default_backend: BackendKind::Tract,
+            ort: OrtConfig::default(),
+        }
+    }
+}
+
 /// Loads one version directory: manifest, checksum, feature view, backend, output plans,
 /// warm-up. Any failure is a reason a human can act on.
-pub fn load(
-    dir: &Path,
-    model: &str,
-    version: u64,
-    inline_threshold: Duration,
-) -> Result<ModelVersion, String> {
+pub fn load(dir: &Path, model: &str, version: u64, options: &LoadOptions) -> Result<ModelVersion, String> {
     let manifest = Manifest::read(&dir.join("manifest.toml"))?;
     if manifest.model.name != model || manifest.model.version != version {
         return Err(format!(
@@ -150,10 +167,13 @@ pub fn load(
         ));
     }
     let view = FeatureView::compile(manifest.feature_view.clone()).map_err(|e| e.to_string())?;
-    let backend: Box<dyn Backend> = match manifest.model.backend.unwrap_or(BackendKind::Tract) {
-        BackendKind::Tract => Box::new(
-            TractBackend::load(&bytes, &manifest.model.input.name, view.width())
-                .map_err(|e| e.to_string())?,
+    let input = &manifest.model.input.name;
+    let backend: Box<dyn Backend> = match manifest.model.backend.unwrap_or(options.default_backend) {
+        BackendKind::Tract => {
+            Box::new(TractBackend::load(&bytes, input, view.width()).map_err(|e| format!("tract: {e}"))?)
+        }
+        BackendKind::Ort => Box::new(
+            OrtBackend::load(&bytes, input, view.width(), &options.ort).map_err(|e| format!("ort: {e}"))?,
         ),
     };
     let outputs = manifest
@@ -166,7 +186,7 @@ pub fn load(
         model: model.to_string(),
         version,
         version_label: version.to_string(),
-        inline: warmup_latency <= inline_threshold,
+        inline: warmup_latency <= options.inline_threshold,
         manifest,
         view,
         backend,

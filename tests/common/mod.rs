@@ -304,3 +304,53 @@ pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -
     }
     None
 }
+
+/// libonnxruntime for the ort backend tests: `ORT_DYLIB_PATH` (tests/run.sh sets it), else
+/// the one the pinned `onnxruntime` wheel put in `.venv-test`.
+pub fn ort_library() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(path);
+    }
+    let lib = repo().join(".venv-test/lib");
+    let found =
+        std::fs::read_dir(&lib).ok().into_iter().flatten().filter_map(Result::ok).find_map(|python| {
+            let capi = python.path().join("site-packages/onnxruntime/capi");
+            std::fs::read_dir(capi).ok()?.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so."))
+            })
+        });
+    found.expect("libonnxruntime not found: run tests/run.sh (it installs the pinned onnxruntime wheel) or set ORT_DYLIB_PATH")
+}
+
+pub fn ort_config() -> fti_serve::config::OrtConfig {
+    fti_serve::config::OrtConfig { library: Some(ort_library()), ..Default::default() }
+}
+
+/// Adds a version that is a copy of `from` but asks for the given backend.
+pub fn add_backend_version(registry: &Path, from: u64, new: u64, backend: &str) {
+    add_version_copy(registry, from, new);
+    let manifest = registry.join(format!("fraud/{new}/manifest.toml"));
+    let mut m: toml::Table = toml::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["model"].as_table_mut().unwrap().insert("backend".into(), backend.into());
+    std::fs::write(&manifest, toml::to_string(&m).unwrap()).unwrap();
+}
+
+/// Adds a version serving the parity fixture `det` (the determinant of the first four
+/// inputs, an operator tract lacks) behind version 1's feature view.
+pub fn add_determinant_version(registry: &Path, new: u64, backend: &str) {
+    use sha2::Digest;
+    add_backend_version(registry, 1, new, backend);
+    let bytes = std::fs::read(repo().join("tests/fixtures/parity/determinant.onnx")).unwrap();
+    std::fs::write(registry.join(format!("fraud/{new}/model.onnx")), &bytes).unwrap();
+    let manifest = registry.join(format!("fraud/{new}/manifest.toml"));
+    let mut m: toml::Table = toml::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["model"]
+        .as_table_mut()
+        .unwrap()
+        .insert("sha256".into(), hex::encode(sha2::Sha256::digest(&bytes)).into());
+    let mut output = toml::Table::new();
+    output.insert("name".into(), "score".into());
+    output.insert("tensor".into(), "score".into());
+    m.insert("outputs".into(), toml::Value::Array(vec![toml::Value::Table(output)]));
+    std::fs::write(&manifest, toml::to_string(&m).unwrap()).unwrap();
+}
