@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Error;
+use crate::backend::Tensor;
 use crate::features::{FeatureService, RequestValue};
 use crate::metrics::{Metrics, stage};
 use crate::registry::{ModelVersion, OutputValue, Registry, Snapshot, Target};
@@ -38,6 +39,21 @@ pub struct PredictResponse {
     pub model: String,
     pub version: u64,
     pub rows: Vec<RowPrediction>,
+}
+
+/// A raw input tensor for protocols that send the model's input directly (Open
+/// Inference Protocol): no entity lookup, no on-demand features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+#[derive(Debug)]
+pub struct InferResponse {
+    pub version: Arc<ModelVersion>,
+    pub outputs: Vec<Tensor>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +147,72 @@ impl Predictor {
         result
     }
 
+    /// Runs the model on a client-supplied input tensor `[batch, width]`.
+    pub async fn infer(
+        &self,
+        model: &str,
+        target: &Target,
+        input: TensorInput,
+    ) -> Result<InferResponse, Error> {
+        let start = Instant::now();
+        let version = match self.0.registry.snapshot().resolve(model, target) {
+            Ok(v) => v,
+            Err(e) => {
+                self.0.metrics.requests.with_label_values(&[model, "", "", e.code()]).inc();
+                return Err(e);
+            }
+        };
+        let timeout = self.0.limits.request_timeout;
+        let run = async {
+            let width = version.view.width();
+            let expected = &version.manifest.model.input.name;
+            if input.name != *expected {
+                return Err(Error::invalid(
+                    "inputs[0].name",
+                    format!("expected `{expected}`, got `{}`", input.name),
+                ));
+            }
+            let rows = match input.shape.as_slice() {
+                [rows, w] if *w == width => *rows,
+                other => {
+                    let message = format!("expected [batch, {width}], got {other:?}");
+                    return Err(Error::invalid("inputs[0].shape", message));
+                }
+            };
+            if rows == 0 {
+                return Err(Error::invalid("inputs[0].shape", "the batch must hold at least one row"));
+            }
+            if rows > self.0.limits.max_batch_rows {
+                return Err(Error::TooManyRows { got: rows, max: self.0.limits.max_batch_rows });
+            }
+            if input.data.len() != rows * width {
+                let message = format!(
+                    "shape {:?} needs {} values, got {}",
+                    input.shape,
+                    rows * width,
+                    input.data.len()
+                );
+                return Err(Error::invalid("inputs[0].data", message));
+            }
+            let t = Instant::now();
+            let outputs = run_backend(&version, input.data, rows).await?;
+            self.observe(&version, stage::INFERENCE, t.elapsed());
+            Ok(outputs)
+        };
+        let result = match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(timeout)),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        let backend = version.backend.kind().as_str();
+        self.0.metrics.requests.with_label_values(&[model, &version.version_label, backend, outcome]).inc();
+        self.observe(&version, stage::TOTAL, start.elapsed());
+        result.map(|outputs| InferResponse { version, outputs })
+    }
+
     fn observe(&self, version: &ModelVersion, stage: &str, elapsed: Duration) {
         self.0
             .metrics
@@ -195,18 +277,7 @@ impl Predictor {
 
         let t3 = Instant::now();
         let rows = frames.len();
-        let tensors = if version.inline {
-            version.backend.run(&input, rows)
-        } else {
-            let v = Arc::clone(version);
-            tokio::task::spawn_blocking(move || v.backend.run(&input, rows))
-                .await
-                .unwrap_or_else(|e| Err(crate::backend::BackendError::Run(format!("inference task: {e}"))))
-        };
-        let tensors = tensors.map_err(|e| {
-            tracing::error!(model = %version.model, version = version.version, "{e}");
-            Error::Inference { model: version.model.clone(), version: version.version }
-        })?;
+        let tensors = run_backend(version, input, rows).await?;
         self.observe(version, stage::INFERENCE, t3.elapsed());
 
         let labels = [version.model.as_str(), version.version_label.as_str()];
@@ -229,4 +300,24 @@ impl Predictor {
             .collect();
         Ok(PredictResponse { model: version.model.clone(), version: version.version, rows: predictions })
     }
+}
+
+/// Runs the backend inline for fast models, on the blocking pool for slow ones.
+async fn run_backend(
+    version: &Arc<ModelVersion>,
+    input: Vec<f32>,
+    rows: usize,
+) -> Result<Vec<Tensor>, Error> {
+    let tensors = if version.inline {
+        version.backend.run(&input, rows)
+    } else {
+        let v = Arc::clone(version);
+        tokio::task::spawn_blocking(move || v.backend.run(&input, rows))
+            .await
+            .unwrap_or_else(|e| Err(crate::backend::BackendError::Run(format!("inference task: {e}"))))
+    };
+    tensors.map_err(|e| {
+        tracing::error!(model = %version.model, version = version.version, "{e}");
+        Error::Inference { model: version.model.clone(), version: version.version }
+    })
 }

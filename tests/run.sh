@@ -35,3 +35,5 @@ echo "== hadolint Dockerfile"
 "$VENV/bin/hadolint" Dockerfile
 echo "== cargo test"
 cargo test --all-targets --all-features
+echo "== Open Inference Protocol with tritonclient (pytest)"
+FTI_SERVE_BIN="$PWD/target/debug/fti-serve" "$VENV/bin/pytest" -q -p no:cacheprovider tests/oip

@@ -45,7 +45,25 @@ pub enum TensorData {
     I64(Vec<i64>),
 }
 
+/// An output's name, Open Inference Protocol datatype and shape (`-1` for the batch axis),
+/// as observed at warm-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorMeta {
+    pub name: String,
+    pub datatype: &'static str,
+    pub shape: Vec<i64>,
+}
+
 impl Tensor {
+    /// The Open Inference Protocol datatype name.
+    pub fn datatype(&self) -> &'static str {
+        match &self.data {
+            TensorData::F32(_) => "FP32",
+            TensorData::F64(_) => "FP64",
+            TensorData::I64(_) => "INT64",
+        }
+    }
+
     /// Values per row for a tensor whose first axis is the batch.
     pub fn row_width(&self) -> usize {
         self.shape.iter().skip(1).product()

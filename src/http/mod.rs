@@ -4,6 +4,7 @@ mod admin;
 pub mod dto;
 pub mod error;
 mod models;
+mod oip;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +41,15 @@ pub fn router(predictor: Predictor, admin_token: Option<Secret>) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/v2", get(oip::server_metadata))
+        .route("/v2/health/live", get(oip::live))
+        .route("/v2/health/ready", get(oip::ready))
+        .route("/v2/models/{model}", get(oip::metadata_latest))
+        .route("/v2/models/{model}/ready", get(oip::ready_latest))
+        .route("/v2/models/{model}/infer", post(oip::infer_latest))
+        .route("/v2/models/{model}/versions/{version}", get(oip::metadata_version))
+        .route("/v2/models/{model}/versions/{version}/ready", get(oip::ready_version))
+        .route("/v2/models/{model}/versions/{version}/infer", post(oip::infer_version))
         .with_state(predictor)
         .merge(admin)
         .fallback(not_found)

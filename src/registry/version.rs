@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::manifest::{Manifest, OutputSpec};
 use crate::backend::ort::OrtBackend;
 use crate::backend::tract::TractBackend;
-use crate::backend::{Backend, BackendKind, Tensor, TensorData};
+use crate::backend::{Backend, BackendKind, Tensor, TensorData, TensorMeta};
 use crate::config::OrtConfig;
 use crate::features::FeatureView;
 
@@ -26,6 +26,8 @@ pub struct ModelVersion {
     pub inline: bool,
     /// Fastest single-row run seen during warm-up.
     pub warmup_latency: Duration,
+    /// The graph's outputs as warm-up saw them (for protocol metadata).
+    pub tensors: Vec<TensorMeta>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,7 +183,7 @@ pub fn load(dir: &Path, model: &str, version: u64, options: &LoadOptions) -> Res
         .iter()
         .map(|o| OutputPlan::new(o, backend.output_names()))
         .collect::<Result<Vec<_>, _>>()?;
-    let warmup_latency = warm_up(backend.as_ref(), view.width(), &outputs)?;
+    let (warmup_latency, tensors) = warm_up(backend.as_ref(), view.width(), &outputs)?;
     Ok(ModelVersion {
         model: model.to_string(),
         version,
@@ -192,13 +194,18 @@ pub fn load(dir: &Path, model: &str, version: u64, options: &LoadOptions) -> Res
         backend,
         outputs,
         warmup_latency,
+        tensors,
     })
 }
 
 /// Runs batches of 1 and 3 zero rows: proves the graph takes the view's width at any
 /// batch size, that the declared outputs fit, and that results are finite. Returns the
 /// fastest of a few single-row runs.
-fn warm_up(backend: &dyn Backend, width: usize, outputs: &[OutputPlan]) -> Result<Duration, String> {
+fn warm_up(
+    backend: &dyn Backend,
+    width: usize,
+    outputs: &[OutputPlan],
+) -> Result<(Duration, Vec<TensorMeta>), String> {
     let rows = 3;
     let input = vec![0.0f32; rows * width];
     let tensors = backend.run(&input, rows).map_err(|e| format!("warm-up: {e}"))?;
@@ -211,11 +218,20 @@ fn warm_up(backend: &dyn Backend, width: usize, outputs: &[OutputPlan]) -> Resul
             return Err(format!("warm-up: output `{name}` is not finite on an all-zero input"));
         }
     }
+    let meta = tensors
+        .iter()
+        .zip(backend.output_names())
+        .map(|(t, name)| TensorMeta {
+            name: name.clone(),
+            datatype: t.datatype(),
+            shape: t.shape.iter().enumerate().map(|(i, &d)| if i == 0 { -1 } else { d as i64 }).collect(),
+        })
+        .collect();
     let mut best = Duration::MAX;
     for _ in 0..5 {
         let start = Instant::now();
         backend.run(&input[..width], 1).map_err(|e| format!("warm-up: {e}"))?;
         best = best.min(start.elapsed());
     }
-    Ok(best)
+    Ok((best, meta))
 }

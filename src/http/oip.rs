@@ -1,0 +1,370 @@
+//! The Open Inference Protocol v2 (KServe / Triton) over HTTP: health, server and model
+//! metadata, readiness, and `infer` with tensors in JSON or with the binary tensor data
+//! extension (tritonclient sends binary by default). `infer` takes the model's input
+//! tensor directly: entity lookups and on-demand features belong to the `/v1` API.
+//! Errors are `{"error": "..."}` with a 4xx/5xx status, as the specification has them.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::error::status_of;
+use crate::Error;
+use crate::backend::{Tensor, TensorData};
+use crate::predict::{Predictor, TensorInput};
+use crate::registry::{ModelVersion, Target, VersionState};
+
+/// Header that splits a binary-extension body into its JSON part and the raw tensors.
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// An error in the specification's form.
+pub struct OipError(StatusCode, String);
+
+impl From<Error> for OipError {
+    fn from(e: Error) -> Self {
+        OipError(status_of(&e), e.to_string())
+    }
+}
+
+impl IntoResponse for OipError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn bad(message: impl Into<String>) -> OipError {
+    OipError(StatusCode::BAD_REQUEST, message.into())
+}
+
+fn target(version: Option<&str>) -> Result<Target, OipError> {
+    match version {
+        None | Some("") => Ok(Target::production()),
+        Some(v) => v
+            .parse()
+            .map(Target::Version)
+            .map_err(|_| bad(format!("model version must be a number, got {v:?}"))),
+    }
+}
+
+pub async fn live() -> Json<Value> {
+    Json(json!({ "live": true }))
+}
+
+pub async fn ready(State(p): State<Predictor>) -> Response {
+    let ready = p.is_ready();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "ready": ready }))).into_response()
+}
+
+pub async fn server_metadata() -> Json<Value> {
+    Json(json!({
+        "name": "fti-serve",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": ["binary_tensor_data"],
+    }))
+}
+
+fn metadata(name: &str, ready_versions: &[String], v: &ModelVersion) -> Value {
+    let outputs: Vec<Value> = v
+        .tensors
+        .iter()
+        .map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape }))
+        .collect();
+    json!({
+        "name": name,
+        "versions": ready_versions,
+        "platform": "onnx",
+        "inputs": [{
+            "name": v.manifest.model.input.name,
+            "datatype": "FP32",
+            "shape": [-1, v.view.width() as i64],
+        }],
+        "outputs": outputs,
+    })
+}
+
+async fn model_metadata(p: &Predictor, model: &str, version: Option<&str>) -> Result<Json<Value>, OipError> {
+    let snapshot = p.registry().snapshot();
+    let v = snapshot.resolve(model, &target(version)?)?;
+    let ready: Vec<String> = snapshot.models[model]
+        .versions
+        .iter()
+        .filter(|(_, s)| matches!(s, VersionState::Ready(_)))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    Ok(Json(metadata(model, &ready, &v)))
+}
+
+pub async fn metadata_latest(
+    State(p): State<Predictor>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, OipError> {
+    model_metadata(&p, &model, None).await
+}
+
+pub async fn metadata_version(
+    State(p): State<Predictor>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Json<Value>, OipError> {
+    model_metadata(&p, &model, Some(&version)).await
+}
+
+fn model_ready(p: &Predictor, model: &str, version: Option<&str>) -> Result<Response, OipError> {
+    let ready = p.registry().snapshot().resolve(model, &target(version)?).is_ok();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    Ok((status, Json(json!({ "name": model, "ready": ready }))).into_response())
+}
+
+pub async fn ready_latest(
+    State(p): State<Predictor>,
+    Path(model): Path<String>,
+) -> Result<Response, OipError> {
+    model_ready(&p, &model, None)
+}
+
+pub async fn ready_version(
+    State(p): State<Predictor>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, OipError> {
+    model_ready(&p, &model, Some(&version))
+}
+
+pub async fn infer_latest(
+    State(p): State<Predictor>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OipError> {
+    infer(&p, &model, None, &headers, &body).await
+}
+
+pub async fn infer_version(
+    State(p): State<Predictor>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OipError> {
+    infer(&p, &model, Some(&version), &headers, &body).await
+}
+
+/// Which outputs to return, and which of them as binary.
+struct Wanted {
+    names: Option<Vec<(String, bool)>>,
+    binary_default: bool,
+}
+
+async fn infer(
+    p: &Predictor,
+    model: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OipError> {
+    let (json_part, mut binary) = match headers.get(HEADER_LENGTH) {
+        Some(v) => {
+            let n: usize = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| bad("Inference-Header-Content-Length must be a number"))?;
+            if n > body.len() {
+                return Err(bad(format!(
+                    "Inference-Header-Content-Length {n} exceeds the body ({} bytes)",
+                    body.len()
+                )));
+            }
+            body.split_at(n)
+        }
+        None => (body, &[][..]),
+    };
+    let request: Value =
+        serde_json::from_slice(json_part).map_err(|e| bad(format!("request body is not valid JSON: {e}")))?;
+    let Value::Object(request) = request else { return Err(bad("the request must be a JSON object")) };
+    let inputs =
+        request.get("inputs").and_then(Value::as_array).ok_or_else(|| bad("`inputs` must be an array"))?;
+    if inputs.len() != 1 {
+        return Err(bad(format!("this model takes exactly one input tensor, got {}", inputs.len())));
+    }
+    let input = decode_input(&inputs[0], &mut binary)?;
+    if !binary.is_empty() {
+        return Err(bad(format!(
+            "{} bytes of binary data follow the inputs that were declared",
+            binary.len()
+        )));
+    }
+    let wanted = requested_outputs(&request)?;
+    let response = p.infer(model, &target(version)?, input).await?;
+    let names = response.version.backend.output_names();
+    let selected: Vec<(usize, bool)> = match &wanted.names {
+        None => (0..names.len()).map(|i| (i, wanted.binary_default)).collect(),
+        Some(list) => list
+            .iter()
+            .map(|(name, binary)| {
+                names.iter().position(|n| n == name).map(|i| (i, *binary)).ok_or_else(|| {
+                    bad(format!("unknown output `{name}` (the model has: {})", names.join(", ")))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let mut outputs = Vec::new();
+    let mut raw = Vec::new();
+    for (i, as_binary) in selected {
+        let t = &response.outputs[i];
+        let mut out = Map::new();
+        out.insert("name".into(), json!(names[i]));
+        out.insert("datatype".into(), json!(t.datatype()));
+        out.insert("shape".into(), json!(t.shape));
+        if as_binary {
+            let before = raw.len();
+            append_raw(t, &mut raw);
+            out.insert("parameters".into(), json!({ "binary_data_size": raw.len() - before }));
+        } else {
+            out.insert("data".into(), data_json(t));
+        }
+        outputs.push(Value::Object(out));
+    }
+    let mut body = Map::new();
+    body.insert("model_name".into(), json!(model));
+    body.insert("model_version".into(), json!(response.version.version.to_string()));
+    if let Some(id) = request.get("id") {
+        body.insert("id".into(), id.clone());
+    }
+    body.insert("outputs".into(), Value::Array(outputs));
+    let header_json = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+    if raw.is_empty() {
+        return Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], header_json)
+            .into_response());
+    }
+    let length = header_json.len();
+    let mut bytes = header_json;
+    bytes.extend_from_slice(&raw);
+    let mut response =
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], bytes)
+            .into_response();
+    response.headers_mut().insert(HEADER_LENGTH, HeaderValue::from(length));
+    Ok(response)
+}
+
+fn requested_outputs(request: &Map<String, Value>) -> Result<Wanted, OipError> {
+    let binary_default = request
+        .get("parameters")
+        .and_then(|p| p.get("binary_data_output"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let names = match request.get("outputs") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(list)) => Some(
+            list.iter()
+                .map(|o| {
+                    let name = o
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad("each of `outputs` needs a `name`"))?;
+                    let binary = o
+                        .get("parameters")
+                        .and_then(|p| p.get("binary_data"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(binary_default);
+                    Ok((name.to_string(), binary))
+                })
+                .collect::<Result<Vec<_>, OipError>>()?,
+        ),
+        Some(_) => return Err(bad("`outputs` must be an array")),
+    };
+    Ok(Wanted { names, binary_default })
+}
+
+fn decode_input(input: &Value, binary: &mut &[u8]) -> Result<TensorInput, OipError> {
+    let name = input.get("name").and_then(Value::as_str).ok_or_else(|| bad("inputs[0].name is required"))?;
+    let shape: Vec<usize> = input
+        .get("shape")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("inputs[0].shape must be an array"))?
+        .iter()
+        .map(|d| {
+            d.as_u64()
+                .map(|d| d as usize)
+                .ok_or_else(|| bad("inputs[0].shape: dimensions must be non-negative integers"))
+        })
+        .collect::<Result<_, _>>()?;
+    let datatype =
+        input.get("datatype").and_then(Value::as_str).ok_or_else(|| bad("inputs[0].datatype is required"))?;
+    let width = match datatype {
+        "FP32" | "INT32" => 4,
+        "FP64" | "INT64" => 8,
+        other => {
+            return Err(bad(format!(
+                "inputs[0].datatype: {other} is not supported (use FP32, FP64, INT32 or INT64)"
+            )));
+        }
+    };
+    let count: usize = shape.iter().product();
+    let size = input.get("parameters").and_then(|p| p.get("binary_data_size")).and_then(Value::as_u64);
+    let data = match (size, input.get("data")) {
+        (Some(size), _) => {
+            let size = size as usize;
+            if size != count * width || size > binary.len() {
+                return Err(bad(format!(
+                    "inputs[0]: binary_data_size {size} does not match shape {shape:?} of {datatype} ({} bytes available)",
+                    binary.len()
+                )));
+            }
+            let (bytes, rest) = binary.split_at(size);
+            *binary = rest;
+            bytes
+                .chunks_exact(width)
+                .map(|c| match datatype {
+                    "FP32" => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                    "INT32" => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32,
+                    "FP64" => f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32,
+                    _ => i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32,
+                })
+                .collect()
+        }
+        (None, Some(data)) => {
+            let mut flat = Vec::with_capacity(count);
+            flatten(data, &mut flat)?;
+            flat
+        }
+        (None, None) => return Err(bad("inputs[0] has neither `data` nor binary data")),
+    };
+    if data.len() != count {
+        return Err(bad(format!("inputs[0]: shape {shape:?} needs {count} values, got {}", data.len())));
+    }
+    Ok(TensorInput { name: name.to_string(), shape, data })
+}
+
+/// Row-major `data`, flat or nested as the shape.
+fn flatten(v: &Value, out: &mut Vec<f32>) -> Result<(), OipError> {
+    match v {
+        Value::Array(items) => items.iter().try_for_each(|i| flatten(i, out)),
+        Value::Number(n) => {
+            out.push(n.as_f64().unwrap_or(f64::NAN) as f32);
+            Ok(())
+        }
+        other => Err(bad(format!("inputs[0].data: expected numbers, got {other}"))),
+    }
+}
+
+fn data_json(t: &Tensor) -> Value {
+    match &t.data {
+        TensorData::F32(v) => v.iter().map(|&x| finite_or_null(f64::from(x))).collect(),
+        TensorData::F64(v) => v.iter().map(|&x| finite_or_null(x)).collect(),
+        TensorData::I64(v) => json!(v),
+    }
+}
+
+fn finite_or_null(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+fn append_raw(t: &Tensor, out: &mut Vec<u8>) {
+    match &t.data {
+        TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+    }
+}
