@@ -348,3 +348,43 @@ async fn promotions_under_load_fail_no_request() {
     let (_, metrics) = server.get_text("/metrics").await;
     assert!(!metrics.contains("outcome=\"version_unavailable\""), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_extension_indexes_loads_and_unloads() {
+    let registry = registry_copy();
+    let server = Server::start(&config_for(registry.path())).await;
+    let request = golden("fraud", 2)[0].request.clone();
+
+    let response = server.http.post(server.url("/v2/repository/index")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401, "the repository extension is admin-only");
+    let (status, index) = server.admin("/v2/repository/index", &json!({})).await;
+    assert_eq!(status, 200, "{index}");
+    let states: Vec<(&str, &str)> = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["version"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("1", "READY"), ("2", "READY")]);
+
+    let (status, body) = server.admin("/v2/repository/models/fraud/unload", &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.post("/v1/models/fraud/predict", &request).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("model_not_found")), "{body}");
+    let (_, index) = server.admin("/v2/repository/index", &json!({})).await;
+    assert!(
+        index
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["state"] == "UNAVAILABLE" && e["reason"] == "model not loaded"),
+        "{index}"
+    );
+
+    let (status, body) = server.admin("/v2/repository/models/fraud/load", &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.post("/v1/models/fraud/predict", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.admin("/v2/repository/models/nope/load", &json!({})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("model_not_found")), "{body}");
+}

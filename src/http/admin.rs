@@ -17,8 +17,8 @@ use super::error::ApiError;
 use crate::Error;
 use crate::config::Secret;
 use crate::predict::Predictor;
-use crate::registry::PRODUCTION;
 use crate::registry::lifecycle::{self, Move, MoveRequest};
+use crate::registry::{PRODUCTION, VersionState};
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -149,6 +149,59 @@ pub async fn history(
     }
     let st = lifecycle::read_state(dir, &model)?;
     Ok(Json(json!({ "model": model, "aliases": st.aliases, "history": st.history })))
+}
+
+/// Open Inference Protocol model repository extension: every model version in the
+/// registry directory with its state.
+pub async fn repository_index(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let registry = state.predictor.registry();
+    let snapshot = registry.snapshot();
+    let dir = registry.dir();
+    let mut index = Vec::new();
+    for model in dir.models().map_err(|e| Error::Registry(e.to_string()))? {
+        let versions = dir.versions(&model).unwrap_or_default();
+        for v in versions {
+            let entry = snapshot.models.get(&model);
+            let (state, reason) = match entry.and_then(|e| e.versions.get(&v)) {
+                Some(VersionState::Ready(_)) => ("READY", String::new()),
+                Some(VersionState::Failed(reason)) => ("UNAVAILABLE", reason.clone()),
+                None if entry.is_some() => ("UNAVAILABLE", "not resident (registry.keep_latest)".into()),
+                None => ("UNAVAILABLE", "model not loaded".into()),
+            };
+            index.push(json!({ "name": model, "version": v.to_string(), "state": state, "reason": reason }));
+        }
+    }
+    Ok(Json(Value::Array(index)))
+}
+
+pub async fn repository_load(
+    State(state): State<AdminState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let registry = state.predictor.registry_handle();
+    tokio::task::spawn_blocking(move || registry.load_model(&model))
+        .await
+        .map_err(|e| Error::Registry(format!("load task failed: {e}")))??;
+    Ok(Json(json!({})))
+}
+
+pub async fn repository_unload(
+    State(state): State<AdminState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let registry = state.predictor.registry_handle();
+    tokio::task::spawn_blocking(move || registry.unload_model(&model))
+        .await
+        .map_err(|e| Error::Registry(format!("unload task failed: {e}")))??;
+    Ok(Json(json!({})))
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub fn router(predictor: Predictor, admin_token: Option<Secret>) -> Router {
         .route("/v1/admin/models/{model}/promote", post(admin::promote))
         .route("/v1/admin/models/{model}/rollback", post(admin::rollback))
         .route("/v1/admin/models/{model}/history", get(admin::history))
+        .route("/v2/repository/index", post(admin::repository_index))
+        .route("/v2/repository/models/{model}/load", post(admin::repository_load))
+        .route("/v2/repository/models/{model}/unload", post(admin::repository_unload))
         .with_state(admin::AdminState { predictor: predictor.clone(), token: admin_token.map(Arc::new) });
     Router::new()
         .route("/v1/models", get(models::list))

@@ -230,6 +230,9 @@ struct Loader {
     failed: HashMap<(String, u64), (Fingerprint, String)>,
     /// Versions loaded for a promotion, handed to the next reconcile.
     preloaded: HashMap<(String, u64), Arc<ModelVersion>>,
+    /// Models an operator loaded beyond `registry.models`, or unloaded, at run time.
+    loaded: BTreeSet<String>,
+    unloaded: BTreeSet<String>,
 }
 
 /// The served registry: the directory plus the current snapshot.
@@ -279,8 +282,13 @@ impl Registry {
     pub fn reconcile(&self) -> Result<(), RegistryError> {
         let mut loader = self.lock_loader();
         let current = self.snapshot.load_full();
-        let names =
+        let configured =
             if self.options.models.is_empty() { self.dir.models()? } else { self.options.models.clone() };
+        let names: BTreeSet<String> = configured
+            .into_iter()
+            .chain(loader.loaded.iter().cloned())
+            .filter(|m| !loader.unloaded.contains(m))
+            .collect();
         let mut next = Snapshot { keep_latest: self.options.keep_latest, ..Snapshot::default() };
         for name in names {
             let entry = self.reconcile_model(&name, current.models.get(&name), &mut loader);
@@ -390,6 +398,34 @@ impl Registry {
                 Err(reason)
             }
         }
+    }
+
+    /// Serves `model` (again), loading its resident versions now. Blocking.
+    pub fn load_model(&self, model: &str) -> Result<(), Error> {
+        if !self.dir.model_dir(model).is_dir() {
+            return Err(Error::ModelNotFound { model: model.to_string() });
+        }
+        {
+            let mut loader = self.lock_loader();
+            loader.unloaded.remove(model);
+            loader.loaded.insert(model.to_string());
+            // A load request retries refused versions even if their files did not change.
+            loader.failed.retain(|(m, _), _| m != model);
+        }
+        self.reconcile().map_err(|e| Error::Registry(e.to_string()))
+    }
+
+    /// Stops serving `model`; its versions are freed when their last request ends. Blocking.
+    pub fn unload_model(&self, model: &str) -> Result<(), Error> {
+        if !self.snapshot().models.contains_key(model) {
+            return Err(Error::ModelNotFound { model: model.to_string() });
+        }
+        {
+            let mut loader = self.lock_loader();
+            loader.loaded.remove(model);
+            loader.unloaded.insert(model.to_string());
+        }
+        self.reconcile().map_err(|e| Error::Registry(e.to_string()))
     }
 
     /// Loads and validates a version for a promotion (unless it is already served), so
