@@ -3,8 +3,14 @@
 # over /srv/fti/models or /srv/fti/config, or with FTI__SECTION__KEY variables.
 
 FROM rust:1.95-slim-bookworm AS build
+# protoc generates the gRPC code at build time; the base image's Debian release fixes its version.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends protobuf-compiler \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto ./proto
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked --bin fti-serve
@@ -18,8 +24,9 @@ COPY examples/fraud/data/features /srv/fti/examples/fraud/data/features
 WORKDIR /srv/fti
 USER 10001
 ENV FTI__SERVER__HTTP_ADDR=0.0.0.0:8080 \
+    FTI__SERVER__GRPC_ADDR=0.0.0.0:8081 \
     FTI__LOG__FORMAT=json
-EXPOSE 8080
+EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=2s --start-period=10s \
     CMD ["fti-serve", "probe", "http://127.0.0.1:8080/health/live"]
 ENTRYPOINT ["fti-serve"]

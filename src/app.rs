@@ -26,6 +26,8 @@ pub enum AppError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("gRPC server: {0}")]
+    Grpc(String),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -165,13 +167,35 @@ pub async fn serve(
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(AppError::Serve)
 }
 
-/// `fti-serve serve`: build, bind, serve until Ctrl-C or SIGTERM.
+/// Serves gRPC on `listener` until `shutdown` resolves.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    predictor: Predictor,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    crate::grpc::serve(listener, predictor, shutdown).await.map_err(|e| AppError::Grpc(e.to_string()))
+}
+
+/// `fti-serve serve`: build, bind both ports, serve until Ctrl-C or SIGTERM, then drain.
 pub async fn run(config: Config) -> Result<(), AppError> {
     let app = App::build(&config).await?;
-    let addr = config.server.http_addr;
-    let listener = TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
-    tracing::info!(%addr, ready = app.predictor.is_ready(), "serving HTTP");
-    serve(listener, app.router(), shutdown_signal()).await
+    let (http_addr, grpc_addr) = (config.server.http_addr, config.server.grpc_addr);
+    let http =
+        TcpListener::bind(http_addr).await.map_err(|source| AppError::Bind { addr: http_addr, source })?;
+    let grpc =
+        TcpListener::bind(grpc_addr).await.map_err(|source| AppError::Bind { addr: grpc_addr, source })?;
+    tracing::info!(%http_addr, %grpc_addr, ready = app.predictor.is_ready(), "serving HTTP and gRPC");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let on_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let grpc_task = tokio::spawn(serve_grpc(grpc, app.predictor.clone(), on_stop(stopped.clone())));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    serve(http, app.router(), on_stop(stopped)).await?;
+    grpc_task.await.map_err(|e| AppError::Task(e.to_string()))?
 }
 
 async fn shutdown_signal() {

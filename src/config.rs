@@ -32,6 +32,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address of the HTTP API (predict, models, health, metrics).
     pub http_addr: SocketAddr,
+    /// Address of the gRPC API (Open Inference Protocol and fti.v1.PredictionService).
+    pub grpc_addr: SocketAddr,
     /// Whole-request deadline; a request past it answers 504.
     pub request_timeout_ms: u64,
     /// Largest accepted request body.
@@ -44,6 +46,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             request_timeout_ms: 2_000,
             max_body_bytes: 1 << 20,
             max_batch_rows: 256,

@@ -12,9 +12,13 @@
 //! - [`transform`]: the on-demand expression language: parse, type-check, compile to
 //!   closures, evaluate per row.
 //! - [`backend`]: the sync [`backend::Backend`] trait that runs a model on a batch
-//!   (tract-onnx today).
+//!   (tract-onnx, and ONNX Runtime through `ort`).
 //! - [`predict`]: the transport-agnostic core every transport calls.
-//! - [`http`]: axum routes, JSON DTOs, error-to-status mapping.
+//! - [`http`]: axum routes (`/v1` predict, `/v2` Open Inference Protocol, admin), JSON
+//!   DTOs, error-to-status mapping.
+//! - [`grpc`]: tonic services (Open Inference Protocol, `fti.v1.PredictionService`) and
+//!   error-to-`Status` mapping; served beside HTTP by the same process.
+//! - [`oip`]: Open Inference Protocol tensor codecs both transports share.
 //! - [`metrics`]: metric names, buckets and the Prometheus registry.
 //! - [`app`]: wiring: build the shared state from config, serve, shut down.
 //! - [`cli`]: the commands behind `fti-serve materialize` and `fti-serve transform`.
@@ -38,8 +42,10 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod features;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod oip;
 pub mod predict;
 pub mod registry;
 pub mod transform;

@@ -56,6 +56,9 @@ struct ServeArgs {
     /// Listen here instead of `server.http_addr`.
     #[arg(long)]
     http_addr: Option<SocketAddr>,
+    /// Serve gRPC here instead of `server.grpc_addr`.
+    #[arg(long)]
+    grpc_addr: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -165,6 +168,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(addr) = args.http_addr {
                 config.server.http_addr = addr;
+            }
+            if let Some(addr) = args.grpc_addr {
+                config.server.grpc_addr = addr;
             }
             config.validate()?;
             init_logging(&config);

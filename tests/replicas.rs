@@ -25,11 +25,12 @@ impl Drop for Replica {
 /// `poll_only`: no file-system events, only the periodic re-read (as on a network file
 /// system that delivers none).
 fn spawn_replica(config: &Path, poll_only: bool) -> Replica {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, grpc) = (free(), free());
     let child = Command::new(env!("CARGO_BIN_EXE_fti-serve"))
         .args(["serve", "--config"])
         .arg(config)
-        .args(["--http-addr", &format!("127.0.0.1:{port}")])
+        .args(["--http-addr", &format!("127.0.0.1:{port}"), "--grpc-addr", &format!("127.0.0.1:{grpc}")])
         .env("FTI__LOG__LEVEL", "warn")
         .env("FTI__REGISTRY__WATCH", (!poll_only).to_string())
         .env("FTI__REGISTRY__POLL_INTERVAL_MS", "500")

@@ -7,10 +7,15 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "== installing redis-server (Debian package)"
+# redis-server for the tests; protoc (protobuf-compiler) for the gRPC code generation.
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v protoc >/dev/null 2>&1 || missing="$missing protobuf-compiler"
+if [ -n "$missing" ]; then
+  echo "== installing$missing (Debian packages)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  # shellcheck disable=SC2086
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
 # Python packages the tests use (pinned): hadolint for the Dockerfile, onnxruntime for its

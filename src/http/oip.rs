@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::error::status_of;
-use crate::Error;
 use crate::backend::{Tensor, TensorData};
 use crate::predict::{Predictor, TensorInput};
 use crate::registry::{ModelVersion, Target, VersionState};
+use crate::{Error, oip};
 
 /// Header that splits a binary-extension body into its JSON part and the raw tensors.
 const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -219,7 +219,7 @@ async fn infer(
         out.insert("shape".into(), json!(t.shape));
         if as_binary {
             let before = raw.len();
-            append_raw(t, &mut raw);
+            oip::append_raw(t, &mut raw);
             out.insert("parameters".into(), json!({ "binary_data_size": raw.len() - before }));
         } else {
             out.insert("data".into(), data_json(t));
@@ -314,15 +314,7 @@ fn decode_input(input: &Value, binary: &mut &[u8]) -> Result<TensorInput, OipErr
             }
             let (bytes, rest) = binary.split_at(size);
             *binary = rest;
-            bytes
-                .chunks_exact(width)
-                .map(|c| match datatype {
-                    "FP32" => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                    "INT32" => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32,
-                    "FP64" => f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32,
-                    _ => i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32,
-                })
-                .collect()
+            oip::decode_raw(datatype, bytes).map_err(|m| bad(format!("inputs[0]: {m}")))?
         }
         (None, Some(data)) => {
             let mut flat = Vec::with_capacity(count);
@@ -359,12 +351,4 @@ fn data_json(t: &Tensor) -> Value {
 
 fn finite_or_null(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
-}
-
-fn append_raw(t: &Tensor, out: &mut Vec<u8>) {
-    match &t.data {
-        TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-    }
 }

@@ -135,6 +135,7 @@ pub fn redis_config(redis: &Redis) -> Config {
 /// The server in-process on a free loopback port; shut down on drop.
 pub struct Server {
     pub addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
     pub app: App,
     shutdown: Option<oneshot::Sender<()>>,
     pub http: reqwest::Client,
@@ -145,12 +146,19 @@ impl Server {
         let app = App::build(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr = grpc.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
+        let (grpc_tx, grpc_rx) = oneshot::channel::<()>();
         let router = app.router();
         tokio::spawn(fti_serve::app::serve(listener, router, async {
             let _ = rx.await;
+            let _ = grpc_tx.send(());
         }));
-        Server { addr, app, shutdown: Some(tx), http: reqwest::Client::new() }
+        tokio::spawn(fti_serve::app::serve_grpc(grpc, app.predictor.clone(), async {
+            let _ = grpc_rx.await;
+        }));
+        Server { addr, grpc_addr, app, shutdown: Some(tx), http: reqwest::Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -3,59 +3,20 @@ against a live fti-serve (the debug binary `cargo test` builds) on a free loopba
 serving the example registry. Run by tests/run.sh: `.venv-test/bin/pytest tests/oip`.
 """
 import json
-import math
-import os
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-REPO = Path(__file__).resolve().parents[2]
-BINARY = Path(os.environ.get("FTI_SERVE_BIN", REPO / "target" / "debug" / "fti-serve"))
-
-
-def golden(version):
-    rows = [json.loads(line) for line in (REPO / f"models/fraud/{version}/golden.jsonl").read_text().splitlines()]
-    inputs = np.array([[math.nan if v is None else v for v in r["input"]] for r in rows], dtype=np.float32)
-    return inputs, rows
-
-
-@pytest.fixture(scope="module")
-def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, FTI__LOG__LEVEL="warn")
-    proc = subprocess.Popen(
-        [str(BINARY), "serve", "--config", str(REPO / "config/example.toml"), "--http-addr", f"127.0.0.1:{port}"],
-        env=env,
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("fti-serve did not become ready")
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+from conftest import golden  # noqa: E402
 
 
 @pytest.fixture()
 def client(server):
-    return httpclient.InferenceServerClient(url=server)
+    return httpclient.InferenceServerClient(url=server["http"])
 
 
 def test_health_and_server_metadata(client):
@@ -137,7 +98,7 @@ def test_errors_use_the_specification_form(client, server):
 
     # The raw HTTP form: a 4xx with {"error": "..."}.
     request = urllib.request.Request(
-        f"http://{server}/v2/models/fraud/infer", data=b'{"inputs": 3}', method="POST"
+        f"http://{server['http']}/v2/models/fraud/infer", data=b'{"inputs": 3}', method="POST"
     )
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request, timeout=5)

@@ -1,0 +1,191 @@
+//! `inference.GRPCInferenceService`: the Open Inference Protocol over gRPC. Inputs may
+//! come typed (`contents`) or raw (`raw_input_contents`); outputs always go back in
+//! `raw_output_contents`, which is what Triton's clients read.
+
+use tonic::{Request, Response, Status};
+
+use super::error::to_status;
+use super::pb::inference as pb;
+use super::pb::inference::grpc_inference_service_server::GrpcInferenceService;
+use crate::oip;
+use crate::predict::{Predictor, TensorInput};
+use crate::registry::{Target, VersionState};
+
+pub struct Inference {
+    predictor: Predictor,
+}
+
+impl Inference {
+    pub fn new(predictor: Predictor) -> Inference {
+        Inference { predictor }
+    }
+}
+
+fn target(version: &str) -> Result<Target, Status> {
+    if version.is_empty() {
+        return Ok(Target::production());
+    }
+    version
+        .parse()
+        .map(Target::Version)
+        .map_err(|_| Status::invalid_argument(format!("model version must be a number, got {version:?}")))
+}
+
+fn decode(request: &pb::ModelInferRequest) -> Result<TensorInput, Status> {
+    let [input] = request.inputs.as_slice() else {
+        return Err(Status::invalid_argument(format!(
+            "this model takes exactly one input tensor, got {}",
+            request.inputs.len()
+        )));
+    };
+    let shape = input
+        .shape
+        .iter()
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| Status::invalid_argument("inputs[0].shape: dimensions must be non-negative"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    oip::input_width(&input.datatype)
+        .map_err(|m| Status::invalid_argument(format!("inputs[0].datatype: {m}")))?;
+    let data = match (request.raw_input_contents.first(), &input.contents) {
+        (Some(raw), _) => oip::decode_raw(&input.datatype, raw)
+            .map_err(|m| Status::invalid_argument(format!("inputs[0]: {m}")))?,
+        (None, Some(c)) => match input.datatype.as_str() {
+            "FP32" => c.fp32_contents.clone(),
+            "FP64" => c.fp64_contents.iter().map(|&v| v as f32).collect(),
+            "INT64" => c.int64_contents.iter().map(|&v| v as f32).collect(),
+            _ => c.int_contents.iter().map(|&v| v as f32).collect(),
+        },
+        (None, None) => {
+            return Err(Status::invalid_argument("inputs[0] has neither contents nor raw_input_contents"));
+        }
+    };
+    let count: usize = shape.iter().product();
+    if data.len() != count {
+        return Err(Status::invalid_argument(format!(
+            "inputs[0]: shape {shape:?} needs {count} values, got {}",
+            data.len()
+        )));
+    }
+    Ok(TensorInput { name: input.name.clone(), shape, data })
+}
+
+#[tonic::async_trait]
+impl GrpcInferenceService for Inference {
+    async fn server_live(
+        &self,
+        _: Request<pb::ServerLiveRequest>,
+    ) -> Result<Response<pb::ServerLiveResponse>, Status> {
+        Ok(Response::new(pb::ServerLiveResponse { live: true }))
+    }
+
+    async fn server_ready(
+        &self,
+        _: Request<pb::ServerReadyRequest>,
+    ) -> Result<Response<pb::ServerReadyResponse>, Status> {
+        Ok(Response::new(pb::ServerReadyResponse { ready: self.predictor.is_ready() }))
+    }
+
+    async fn model_ready(
+        &self,
+        request: Request<pb::ModelReadyRequest>,
+    ) -> Result<Response<pb::ModelReadyResponse>, Status> {
+        let r = request.into_inner();
+        let ready = self.predictor.registry().snapshot().resolve(&r.name, &target(&r.version)?).is_ok();
+        Ok(Response::new(pb::ModelReadyResponse { ready }))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<pb::ServerMetadataRequest>,
+    ) -> Result<Response<pb::ServerMetadataResponse>, Status> {
+        Ok(Response::new(pb::ServerMetadataResponse {
+            name: "fti-serve".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            extensions: Vec::new(),
+        }))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<pb::ModelMetadataRequest>,
+    ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
+        let r = request.into_inner();
+        let snapshot = self.predictor.registry().snapshot();
+        let v = snapshot.resolve(&r.name, &target(&r.version)?).map_err(|e| to_status(&e))?;
+        let versions = snapshot.models[&r.name]
+            .versions
+            .iter()
+            .filter(|(_, s)| matches!(s, VersionState::Ready(_)))
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let tensor =
+            |name: &str, datatype: &str, shape: Vec<i64>| pb::model_metadata_response::TensorMetadata {
+                name: name.to_string(),
+                datatype: datatype.to_string(),
+                shape,
+            };
+        Ok(Response::new(pb::ModelMetadataResponse {
+            name: r.name,
+            versions,
+            platform: "onnx".into(),
+            inputs: vec![tensor(&v.manifest.model.input.name, "FP32", vec![-1, v.view.width() as i64])],
+            outputs: v.tensors.iter().map(|t| tensor(&t.name, t.datatype, t.shape.clone())).collect(),
+        }))
+    }
+
+    async fn model_infer(
+        &self,
+        request: Request<pb::ModelInferRequest>,
+    ) -> Result<Response<pb::ModelInferResponse>, Status> {
+        let request = request.into_inner();
+        let input = decode(&request)?;
+        let response = self
+            .predictor
+            .infer(&request.model_name, &target(&request.model_version)?, input)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let names = response.version.backend.output_names();
+        let selected: Vec<usize> = if request.outputs.is_empty() {
+            (0..names.len()).collect()
+        } else {
+            request
+                .outputs
+                .iter()
+                .map(|o| {
+                    names.iter().position(|n| *n == o.name).ok_or_else(|| {
+                        Status::invalid_argument(format!(
+                            "unknown output `{}` (the model has: {})",
+                            o.name,
+                            names.join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut outputs = Vec::with_capacity(selected.len());
+        let mut raw = Vec::with_capacity(selected.len());
+        for i in selected {
+            let t = &response.outputs[i];
+            outputs.push(pb::model_infer_response::InferOutputTensor {
+                name: names[i].clone(),
+                datatype: t.datatype().to_string(),
+                shape: t.shape.iter().map(|&d| d as i64).collect(),
+                parameters: Default::default(),
+                contents: None,
+            });
+            let mut bytes = Vec::new();
+            oip::append_raw(t, &mut bytes);
+            raw.push(bytes);
+        }
+        Ok(Response::new(pb::ModelInferResponse {
+            model_name: request.model_name,
+            model_version: response.version.version.to_string(),
+            id: request.id,
+            parameters: Default::default(),
+            outputs,
+            raw_output_contents: raw,
+        }))
+    }
+}
