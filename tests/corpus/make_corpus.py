@@ -233,6 +233,66 @@ def as_tensor_attributes(model: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
+def to_tree_ensemble_v5(model: onnx.ModelProto, member_feature: int) -> onnx.ModelProto:
+    """A single-target TreeEnsembleRegressor rewritten as ai.onnx.ml opset 5 TreeEnsemble.
+    Splits on `member_feature` (small integers 0..3) become MEMBER sets of the integers
+    that took the true branch, so set membership is exercised."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    node = next(n for n in m.graph.node if n.op_type == "TreeEnsembleRegressor")
+    a = {x.name: x for x in node.attribute}
+    trees, ids = list(a["nodes_treeids"].ints), list(a["nodes_nodeids"].ints)
+    feats, vals = list(a["nodes_featureids"].ints), list(a["nodes_values"].floats)
+    modes = [x.decode() for x in a["nodes_modes"].strings]
+    yes, no = list(a["nodes_truenodeids"].ints), list(a["nodes_falsenodeids"].ints)
+    miss = list(a["nodes_missing_value_tracks_true"].ints) or [0] * len(ids)
+    weight = {(t, n): w for t, n, w in zip(a["target_treeids"].ints, a["target_nodeids"].ints,
+                                           a["target_weights"].floats)}
+    split_ix, leaf_ix = {}, {}
+    for i, (t, n) in enumerate(zip(trees, ids)):
+        (leaf_ix if modes[i] == "LEAF" else split_ix)[(t, n)] = len(leaf_ix if modes[i] == "LEAF" else split_ix)
+    order = sorted(split_ix, key=split_ix.get)
+    at = {(t, n): i for i, (t, n) in enumerate(zip(trees, ids))}
+    f_, s_, m_, ty, fy, tl, fl, mv, members = [], [], [], [], [], [], [], [], []
+    for key in order:
+        i = at[key]
+        t = key[0]
+        mode = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3, "BRANCH_EQ": 4,
+                "BRANCH_NEQ": 5}[modes[i]]
+        if feats[i] == member_feature and mode == 0:
+            mode = 6
+            members += [float(v) for v in range(4) if v <= vals[i]] + [float("nan")]
+        f_.append(feats[i]); s_.append(vals[i]); m_.append(mode); mv.append(miss[i])
+        for child, ids_out, flags in ((yes[i], ty, tl), (no[i], fy, fl)):
+            ck = (t, child)
+            if ck in leaf_ix:
+                ids_out.append(leaf_ix[ck]); flags.append(1)
+            else:
+                ids_out.append(split_ix[ck]); flags.append(0)
+    roots = [split_ix[(t, 0)] for t in sorted(set(trees))]
+    leaves = sorted(leaf_ix, key=leaf_ix.get)
+    attrs = dict(
+        nodes_featureids=f_, nodes_truenodeids=ty, nodes_falsenodeids=fy, nodes_trueleafs=tl,
+        nodes_falseleafs=fl, nodes_missing_value_tracks_true=mv, tree_roots=roots,
+        leaf_targetids=[0] * len(leaves), n_targets=1, aggregate_function=1, post_transform=0,
+        nodes_splits=numpy_helper.from_array(np.asarray(s_, dtype=np.float32), "nodes_splits"),
+        nodes_modes=numpy_helper.from_array(np.asarray(m_, dtype=np.uint8), "nodes_modes"),
+        leaf_weights=numpy_helper.from_array(np.asarray([weight[k] for k in leaves], dtype=np.float32),
+                                             "leaf_weights"),
+    )
+    if members:
+        attrs["membership_values"] = numpy_helper.from_array(np.asarray(members, dtype=np.float32),
+                                                             "membership_values")
+    new = helper.make_node("TreeEnsemble", list(node.input), list(node.output), domain="ai.onnx.ml", **attrs)
+    nodes = [new if n is node else n for n in m.graph.node]
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    for op in m.opset_import:
+        if op.domain == "ai.onnx.ml":
+            op.version = 5
+    return m
+
+
 # ----------------------------------------------------------------------------- corpus
 
 def main() -> None:
@@ -282,6 +342,12 @@ def main() -> None:
     write("gb_binary", skl(GradientBoostingClassifier(**gb).fit(Xb, yb), Xb), Xb)
     write("gb_multiclass", skl(GradientBoostingClassifier(**gb).fit(Xm, ym), Xm), Xm)
     write("gb_regressor", skl(GradientBoostingRegressor(**gb).fit(Xr, yr), Xr), Xr)
+
+    write("tree_ensemble_v5_member",
+          to_tree_ensemble_v5(skl(HistGradientBoostingRegressor(max_iter=10, max_leaf_nodes=8,
+                                                                 random_state=SEED).fit(Xrn, yrn), Xrn),
+                              member_feature=4), Xrn,
+          note="ai.onnx.ml opset 5 TreeEnsemble with MEMBER sets and missing tracking")
 
     hgb = dict(max_iter=15, max_leaf_nodes=15, random_state=SEED)
     write("hgb_binary", skl(HistGradientBoostingClassifier(**hgb).fit(Xbn, ybn), Xbn), Xbn,
