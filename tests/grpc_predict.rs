@@ -47,6 +47,9 @@ fn outputs_json(p: &pb::Prediction) -> Value {
             pb::output::Value::Integer(i) => json!(i),
             pb::output::Value::Label(s) => json!(s),
             pb::output::Value::Vector(v) => json!(v.values),
+            pb::output::Value::Scores(s) => {
+                Value::Object(s.entries.iter().map(|e| (e.name.clone(), json!(e.value))).collect())
+            }
         };
         map.insert(o.name.clone(), v);
     }

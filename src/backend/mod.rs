@@ -1,9 +1,13 @@
 //! Model execution behind one sync trait. Implementations: [`tract`] (pure Rust, the
-//! default) and [`ort`] (ONNX Runtime, loaded at run time). Backends are sync because inference is CPU-bound: the caller decides whether
-//! a call runs inline or on the blocking pool.
+//! default), extended with the ai.onnx.ml operators of [`onnx_ml`], whose tree ensembles
+//! run on our own engine, [`trees`]; and [`ort`] (ONNX Runtime, loaded at run time).
+//! Backends are sync because inference is CPU-bound: the caller decides whether a call
+//! runs inline or on the blocking pool.
 
+pub mod onnx_ml;
 pub mod ort;
 pub mod tract;
+pub mod trees;
 
 use std::fmt;
 

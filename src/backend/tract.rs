@@ -1,5 +1,7 @@
 //! tract-onnx backend: the graph is typed and optimised once at load with a symbolic batch
-//! dimension, so one plan serves every batch size.
+//! dimension, so one plan serves every batch size. tract's ONNX register is extended with
+//! our ai.onnx.ml operators ([`super::onnx_ml`]); a graph with an operator neither has is
+//! refused at load, naming it.
 
 use tract_onnx::prelude::{
     DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTensor, Tensor as TractTensor,
@@ -24,7 +26,17 @@ impl TractBackend {
     /// Loads an ONNX graph whose input `input_name` takes `[batch, width]` float32.
     pub fn load(onnx: &[u8], input_name: &str, width: usize) -> Result<TractBackend, BackendError> {
         let load = |e: tract_onnx::prelude::TractError| BackendError::Load(format!("{e:#}"));
-        let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..]).map_err(load)?;
+        let framework = super::onnx_ml::onnx();
+        let proto = framework.proto_model_for_read(&mut &onnx[..]).map_err(load)?;
+        let unsupported = super::onnx_ml::unsupported_ops(&framework, &proto);
+        if !unsupported.is_empty() {
+            let (noun, verb) = if unsupported.len() == 1 { ("operator", "is") } else { ("operators", "are") };
+            return Err(BackendError::Load(format!(
+                "{noun} {} {verb} not supported by the tract backend",
+                unsupported.join(", ")
+            )));
+        }
+        let mut model = framework.model_for_proto_model(&proto).map_err(load)?;
 
         let inputs = model.input_outlets().map_err(load)?.to_vec();
         let names: Vec<&str> = inputs.iter().map(|o| model.node(o.node).name.as_str()).collect();

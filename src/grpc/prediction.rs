@@ -69,6 +69,12 @@ fn prediction(r: RowPrediction) -> pb::Prediction {
                     OutputValue::Num(n) => Value::Number(n),
                     OutputValue::Str(s) => Value::Label(s),
                     OutputValue::List(values) => Value::Vector(pb::Vector { values }),
+                    OutputValue::Map(entries) => Value::Scores(pb::Scores {
+                        entries: entries
+                            .into_iter()
+                            .map(|(name, value)| pb::Feature { name, value })
+                            .collect(),
+                    }),
                 }),
             })
             .collect(),

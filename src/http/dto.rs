@@ -179,6 +179,7 @@ fn output_json(v: &OutputValue) -> Value {
         OutputValue::Num(f) => num(*f),
         OutputValue::Str(s) => Value::String(s.clone()),
         OutputValue::List(l) => Value::Array(l.iter().map(|f| num(*f)).collect()),
+        OutputValue::Map(m) => Value::Object(m.iter().map(|(k, f)| (k.clone(), num(*f))).collect()),
     }
 }
 

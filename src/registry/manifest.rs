@@ -79,7 +79,13 @@ pub struct OutputSpec {
     /// The index of the largest column (or `labels[index]`).
     #[serde(default)]
     pub argmax: bool,
-    /// Class names for `argmax` / `threshold`.
+    /// Render the row as an object `{label: value}`, keys in column order (a ZipMap
+    /// output, or any probabilities tensor). Needs `labels`, one per column.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub map: bool,
+    /// Class names for `argmax` / `threshold` / `map`. Alone, on an integer output of
+    /// one value per row, they name the index it holds (string class labels of tree
+    /// ensembles come back as indices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
 }
@@ -123,8 +129,14 @@ impl Manifest {
             {
                 return Err(format!("{at}: `threshold` takes exactly 2 labels"));
             }
-            if o.labels.is_some() && !o.argmax && o.threshold.is_none() {
-                return Err(format!("{at}: `labels` needs `argmax` or `threshold`"));
+            if o.map && (o.argmax || o.column.is_some() || o.threshold.is_some()) {
+                return Err(format!("{at}: `map` cannot be combined with `argmax`/`column`/`threshold`"));
+            }
+            if o.map && o.labels.is_none() {
+                return Err(format!("{at}: `map` needs `labels`, one per column"));
+            }
+            if o.labels.is_some() && o.column.is_some() && o.threshold.is_none() {
+                return Err(format!("{at}: `labels` with `column` needs `threshold`"));
             }
         }
         Ok(())

@@ -41,8 +41,22 @@ pub struct OutputPlan {
 enum OutputKind {
     Row,
     Column(usize),
-    Threshold { column: usize, threshold: f64, labels: Option<Vec<String>> },
-    Argmax { labels: Option<Vec<String>> },
+    Threshold {
+        column: usize,
+        threshold: f64,
+        labels: Option<Vec<String>>,
+    },
+    Argmax {
+        labels: Option<Vec<String>>,
+    },
+    /// `{label: value}` per row, in column order.
+    Map {
+        labels: Vec<String>,
+    },
+    /// An integer output holding an index into `labels`.
+    Index {
+        labels: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,6 +66,8 @@ pub enum OutputValue {
     Num(f64),
     Str(String),
     List(Vec<f64>),
+    /// Keys in column (class) order.
+    Map(Vec<(String, f64)>),
 }
 
 impl OutputPlan {
@@ -65,12 +81,16 @@ impl OutputPlan {
             )
         })?;
         let kind = match (spec.column, spec.threshold, spec.argmax) {
+            _ if spec.map => OutputKind::Map { labels: spec.labels.clone().unwrap_or_default() },
             (_, _, true) => OutputKind::Argmax { labels: spec.labels.clone() },
             (Some(column), Some(threshold), false) => {
                 OutputKind::Threshold { column, threshold, labels: spec.labels.clone() }
             }
             (Some(column), None, false) => OutputKind::Column(column),
-            (None, _, false) => OutputKind::Row,
+            (None, _, false) => match &spec.labels {
+                Some(labels) => OutputKind::Index { labels: labels.clone() },
+                None => OutputKind::Row,
+            },
         };
         Ok(OutputPlan { name: spec.name.clone(), tensor, kind })
     }
@@ -90,12 +110,22 @@ impl OutputPlan {
                 self.name
             ));
         }
-        if let OutputKind::Argmax { labels: Some(labels) } = &self.kind
-            && labels.len() != width
-        {
-            return Err(format!("output `{}` has {} labels for {width} classes", self.name, labels.len()));
+        match &self.kind {
+            OutputKind::Argmax { labels: Some(labels) } | OutputKind::Map { labels }
+                if labels.len() != width =>
+            {
+                Err(format!("output `{}` has {} labels for {width} classes", self.name, labels.len()))
+            }
+            OutputKind::Index { .. }
+                if width != 1 || !matches!(tensors[self.tensor].data, TensorData::I64(_)) =>
+            {
+                Err(format!(
+                    "output `{}` maps an index to `labels`, but its tensor is not one integer per row",
+                    self.name
+                ))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     pub fn extract(&self, tensors: &[Tensor], row: usize) -> OutputValue {
@@ -115,6 +145,16 @@ impl OutputPlan {
             OutputKind::Column(c) => OutputValue::Num(t.get_f64(base + c)),
             OutputKind::Threshold { column, threshold, labels } => {
                 label(usize::from(t.get_f64(base + column) >= *threshold), labels)
+            }
+            OutputKind::Map { labels } => OutputValue::Map(
+                labels.iter().enumerate().map(|(i, l)| (l.clone(), t.get_f64(base + i))).collect(),
+            ),
+            OutputKind::Index { labels } => {
+                let index = t.get_f64(base) as i64;
+                match usize::try_from(index).ok().and_then(|i| labels.get(i)) {
+                    Some(l) => OutputValue::Str(l.clone()),
+                    None => OutputValue::Int(index),
+                }
             }
             OutputKind::Argmax { labels } => {
                 // First maximum wins ties, as numpy's argmax does.
