@@ -12,6 +12,11 @@ use fti_serve::cli::materialize::{self, MaterializeArgs};
 use fti_serve::cli::transform::{self, TransformArgs};
 use fti_serve::config::{Config, LogFormat, StoreKind};
 
+/// mimalloc instead of glibc malloc: at saturation glibc's malloc/free and its arena locks
+/// took ~25% of the server's CPU (perf, BENCHMARKS.md "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Low-latency online inference: versioned ONNX models, Redis features, on-demand features.
 #[derive(Parser)]
 #[command(name = "fti-serve", version)]

@@ -35,10 +35,10 @@ export ORT_DYLIB_PATH
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --all-features -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== hadolint Dockerfile"
 "$VENV/bin/hadolint" Dockerfile
 echo "== cargo test"
-cargo test --all-targets --all-features
+cargo test --workspace --all-targets --all-features
 echo "== Open Inference Protocol with tritonclient (pytest)"
 FTI_SERVE_BIN="$PWD/target/debug/fti-serve" "$VENV/bin/pytest" -q -p no:cacheprovider tests/oip
