@@ -1,7 +1,8 @@
 //! Per-layer benchmarks on the example fraud models: backend (tract, 1 and 64 rows),
-//! on-demand transform per row, cached feature lookup, JSON decode/encode, and a whole
-//! predict in-process (embedded store, no network) so that server overhead = predict -
-//! backend can be read off one run. `cargo bench --bench layers`.
+//! on-demand transform per row, cached feature lookup, each transport's decode/encode
+//! (HTTP JSON, fti.v1 gRPC, Open Inference Protocol JSON and gRPC raw), and a whole predict
+//! in-process (embedded store, no network) so that server overhead = predict - backend can
+//! be read off one run. `cargo bench --bench layers`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -13,11 +14,14 @@ use fti_serve::backend::Backend;
 use fti_serve::config::Config;
 use fti_serve::features::memory::MemoryStore;
 use fti_serve::features::{FeatureService, FeatureViewSpec};
+use fti_serve::grpc::pb::fti as fti_pb;
+use fti_serve::grpc::pb::inference as oip_pb;
 use fti_serve::http::dto;
 use fti_serve::metrics::Metrics;
 use fti_serve::predict::{PredictRequest, PredictRow, Predictor};
 use fti_serve::registry::{ModelVersion, Target, VersionState};
-use serde_json::Value;
+use prost::Message;
+use serde_json::{Value, json};
 
 fn repo_path(p: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
@@ -193,6 +197,128 @@ fn benches(c: &mut Criterion) {
         });
     }
     whole.finish();
+    codecs(c, &rt, &predictor);
+}
+
+/// Each transport's share of one request for model v2: decode the request off the wire
+/// into the core's terms, and encode the core's answer back onto the wire.
+fn codecs(c: &mut Criterion, rt: &tokio::runtime::Runtime, predictor: &Predictor) {
+    let line: Value = serde_json::from_str(
+        std::fs::read_to_string(repo_path("models/fraud/2/golden.jsonl"))
+            .expect("golden")
+            .lines()
+            .next()
+            .expect("row"),
+    )
+    .expect("json");
+    let input: Vec<f32> = line["input"]
+        .as_array()
+        .expect("input")
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(f64::NAN) as f32)
+        .collect();
+    let target = Target::Version(2);
+    let mut group = c.benchmark_group("codec");
+
+    // fti.v1.PredictionService/Predict
+    let request = &line["request"];
+    let features = request["features"]
+        .as_object()
+        .expect("features")
+        .iter()
+        .map(|(name, v)| {
+            let kind = match v {
+                Value::String(s) => fti_pb::value::Kind::Text(s.clone()),
+                other => fti_pb::value::Kind::Number(other.as_f64().unwrap_or(0.0)),
+            };
+            (name.clone(), fti_pb::Value { kind: Some(kind) })
+        })
+        .collect();
+    let wire = fti_pb::PredictRequest {
+        target: Some(fti_pb::Target { model: "fraud".into(), version: 2, alias: String::new() }),
+        row: Some(fti_pb::Row {
+            entities: [(
+                "cc_num".to_string(),
+                request["entities"]["cc_num"].as_str().expect("id").to_string(),
+            )]
+            .into(),
+            features,
+        }),
+        return_features: false,
+    }
+    .encode_to_vec();
+    group.bench_function("grpc_predict/decode", |b| {
+        b.iter(|| {
+            let request = fti_pb::PredictRequest::decode(black_box(wire.as_slice())).expect("decode");
+            fti_serve::grpc::prediction::row(request.row.unwrap_or_default())
+        });
+    });
+    let answer = rt
+        .block_on(predictor.predict(
+            "fraud",
+            &target,
+            PredictRequest { rows: vec![row_of(request)], batch: false, return_features: false },
+        ))
+        .expect("predict");
+    group.bench_function("grpc_predict/encode", |b| {
+        b.iter(|| {
+            let row = black_box(&answer).rows[0].clone();
+            fti_pb::PredictResponse {
+                model: answer.model.clone(),
+                version: answer.version,
+                prediction: Some(fti_serve::grpc::prediction::prediction(row)),
+            }
+            .encode_to_vec()
+        });
+    });
+
+    // Open Inference Protocol over HTTP, JSON tensors.
+    let body = serde_json::to_vec(&json!({
+        "inputs": [{"name": "input", "shape": [1, input.len()], "datatype": "FP32",
+                    "data": input.iter().map(|v| if v.is_nan() { 0.0 } else { *v }).collect::<Vec<f32>>()}]
+    }))
+    .expect("json");
+    let headers = axum::http::HeaderMap::new();
+    group.bench_function("oip_http/decode_json", |b| {
+        b.iter(|| fti_serve::http::oip::decode_infer(&headers, black_box(&body)).expect("decode"));
+    });
+    let (tensor, options) = fti_serve::http::oip::decode_infer(&headers, &body).expect("decode");
+    let inferred = rt.block_on(predictor.infer("fraud", &target, tensor)).expect("infer");
+    group.bench_function("oip_http/encode_json", |b| {
+        b.iter(|| {
+            fti_serve::http::oip::encode_infer("fraud", &options, black_box(&inferred)).expect("encode")
+        });
+    });
+
+    // Open Inference Protocol over gRPC, raw little-endian contents (as tritonclient sends).
+    let wire = oip_pb::ModelInferRequest {
+        model_name: "fraud".into(),
+        model_version: "2".into(),
+        inputs: vec![oip_pb::model_infer_request::InferInputTensor {
+            name: "input".into(),
+            datatype: "FP32".into(),
+            shape: vec![1, input.len() as i64],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![input.iter().flat_map(|v| v.to_le_bytes()).collect()],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    group.bench_function("oip_grpc/decode_raw", |b| {
+        b.iter(|| {
+            let request = oip_pb::ModelInferRequest::decode(black_box(wire.as_slice())).expect("decode");
+            fti_serve::grpc::inference::decode(&request).expect("tensor")
+        });
+    });
+    let request = oip_pb::ModelInferRequest::decode(wire.as_slice()).expect("decode");
+    group.bench_function("oip_grpc/encode_raw", |b| {
+        b.iter(|| {
+            fti_serve::grpc::inference::encode(&request, black_box(&inferred))
+                .expect("encode")
+                .encode_to_vec()
+        });
+    });
+    group.finish();
 }
 
 criterion_group! {

@@ -8,7 +8,7 @@ use super::error::to_status;
 use super::pb::inference as pb;
 use super::pb::inference::grpc_inference_service_server::GrpcInferenceService;
 use crate::oip;
-use crate::predict::{Predictor, TensorInput};
+use crate::predict::{InferResponse, Predictor, TensorInput};
 use crate::registry::{Target, VersionState};
 
 pub struct Inference {
@@ -31,7 +31,8 @@ fn target(version: &str) -> Result<Target, Status> {
         .map_err(|_| Status::invalid_argument(format!("model version must be a number, got {version:?}")))
 }
 
-fn decode(request: &pb::ModelInferRequest) -> Result<TensorInput, Status> {
+/// The input tensor of `request`, from `raw_input_contents` or typed `contents`.
+pub fn decode(request: &pb::ModelInferRequest) -> Result<TensorInput, Status> {
     let [input] = request.inputs.as_slice() else {
         return Err(Status::invalid_argument(format!(
             "this model takes exactly one input tensor, got {}",
@@ -69,6 +70,55 @@ fn decode(request: &pb::ModelInferRequest) -> Result<TensorInput, Status> {
         )));
     }
     Ok(TensorInput { name: input.name.clone(), shape, data })
+}
+
+/// The answer to `request`: the outputs it asked for (all by default), as raw contents
+/// the way Triton's clients read them.
+pub fn encode(
+    request: &pb::ModelInferRequest,
+    response: &InferResponse,
+) -> Result<pb::ModelInferResponse, Status> {
+    let names = response.version.backend.output_names();
+    let selected: Vec<usize> = if request.outputs.is_empty() {
+        (0..names.len()).collect()
+    } else {
+        request
+            .outputs
+            .iter()
+            .map(|o| {
+                names.iter().position(|n| *n == o.name).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "unknown output `{}` (the model has: {})",
+                        o.name,
+                        names.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut outputs = Vec::with_capacity(selected.len());
+    let mut raw = Vec::with_capacity(selected.len());
+    for i in selected {
+        let t = &response.outputs[i];
+        outputs.push(pb::model_infer_response::InferOutputTensor {
+            name: names[i].clone(),
+            datatype: t.datatype().to_string(),
+            shape: t.shape.iter().map(|&d| d as i64).collect(),
+            parameters: Default::default(),
+            contents: None,
+        });
+        let mut bytes = Vec::new();
+        oip::append_raw(t, &mut bytes);
+        raw.push(bytes);
+    }
+    Ok(pb::ModelInferResponse {
+        model_name: request.model_name.clone(),
+        model_version: response.version.version.to_string(),
+        id: request.id.clone(),
+        parameters: Default::default(),
+        outputs,
+        raw_output_contents: raw,
+    })
 }
 
 #[tonic::async_trait]
@@ -146,46 +196,6 @@ impl GrpcInferenceService for Inference {
             .infer(&request.model_name, &target(&request.model_version)?, input)
             .await
             .map_err(|e| to_status(&e))?;
-        let names = response.version.backend.output_names();
-        let selected: Vec<usize> = if request.outputs.is_empty() {
-            (0..names.len()).collect()
-        } else {
-            request
-                .outputs
-                .iter()
-                .map(|o| {
-                    names.iter().position(|n| *n == o.name).ok_or_else(|| {
-                        Status::invalid_argument(format!(
-                            "unknown output `{}` (the model has: {})",
-                            o.name,
-                            names.join(", ")
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?
-        };
-        let mut outputs = Vec::with_capacity(selected.len());
-        let mut raw = Vec::with_capacity(selected.len());
-        for i in selected {
-            let t = &response.outputs[i];
-            outputs.push(pb::model_infer_response::InferOutputTensor {
-                name: names[i].clone(),
-                datatype: t.datatype().to_string(),
-                shape: t.shape.iter().map(|&d| d as i64).collect(),
-                parameters: Default::default(),
-                contents: None,
-            });
-            let mut bytes = Vec::new();
-            oip::append_raw(t, &mut bytes);
-            raw.push(bytes);
-        }
-        Ok(Response::new(pb::ModelInferResponse {
-            model_name: request.model_name,
-            model_version: response.version.version.to_string(),
-            id: request.id,
-            parameters: Default::default(),
-            outputs,
-            raw_output_contents: raw,
-        }))
+        encode(&request, &response).map(Response::new)
     }
 }

@@ -3,8 +3,8 @@
 //! same core as HTTP. Handlers decode, call [`crate::predict::Predictor`], encode.
 
 mod error;
-mod inference;
-mod prediction;
+pub mod inference;
+pub mod prediction;
 
 use std::future::Future;
 

@@ -37,7 +37,8 @@ fn target(t: Option<&pb::Target>) -> Result<(String, Target), Status> {
     Ok((t.model.clone(), which))
 }
 
-fn row(r: pb::Row) -> PredictRow {
+/// A request row in the core's terms.
+pub fn row(r: pb::Row) -> PredictRow {
     let mut entities: Vec<(String, String)> = r.entities.into_iter().collect();
     entities.sort();
     let features = r
@@ -56,7 +57,8 @@ fn row(r: pb::Row) -> PredictRow {
     PredictRow { entities, features }
 }
 
-fn prediction(r: RowPrediction) -> pb::Prediction {
+/// One row's answer in the wire's terms.
+pub fn prediction(r: RowPrediction) -> pb::Prediction {
     use pb::output::Value;
     pb::Prediction {
         outputs: r

@@ -4,7 +4,7 @@ mod admin;
 pub mod dto;
 pub mod error;
 mod models;
-mod oip;
+pub mod oip;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::status_of;
 use crate::backend::{Tensor, TensorData};
-use crate::predict::{Predictor, TensorInput};
+use crate::predict::{InferResponse, Predictor, TensorInput};
 use crate::registry::{ModelVersion, Target, VersionState};
 use crate::{Error, oip};
 
@@ -21,6 +21,7 @@ use crate::{Error, oip};
 const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// An error in the specification's form.
+#[derive(Debug)]
 pub struct OipError(StatusCode, String);
 
 impl From<Error> for OipError {
@@ -156,6 +157,12 @@ struct Wanted {
     binary_default: bool,
 }
 
+/// What an infer request asks for besides its input: outputs and the `id` to echo.
+pub struct InferOptions {
+    wanted: Wanted,
+    id: Option<Value>,
+}
+
 async fn infer(
     p: &Predictor,
     model: &str,
@@ -163,6 +170,14 @@ async fn infer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OipError> {
+    let (input, options) = decode_infer(headers, body)?;
+    let response = p.infer(model, &target(version)?, input).await?;
+    encode_infer(model, &options, &response)
+}
+
+/// Decodes an infer request body: JSON, or JSON followed by binary tensor data
+/// (`Inference-Header-Content-Length`).
+pub fn decode_infer(headers: &HeaderMap, body: &[u8]) -> Result<(TensorInput, InferOptions), OipError> {
     let (json_part, mut binary) = match headers.get(HEADER_LENGTH) {
         Some(v) => {
             let n: usize = v
@@ -182,7 +197,7 @@ async fn infer(
     };
     let request: Value =
         serde_json::from_slice(json_part).map_err(|e| bad(format!("request body is not valid JSON: {e}")))?;
-    let Value::Object(request) = request else { return Err(bad("the request must be a JSON object")) };
+    let Value::Object(mut request) = request else { return Err(bad("the request must be a JSON object")) };
     let inputs =
         request.get("inputs").and_then(Value::as_array).ok_or_else(|| bad("`inputs` must be an array"))?;
     if inputs.len() != 1 {
@@ -196,7 +211,17 @@ async fn infer(
         )));
     }
     let wanted = requested_outputs(&request)?;
-    let response = p.infer(model, &target(version)?, input).await?;
+    Ok((input, InferOptions { wanted, id: request.remove("id") }))
+}
+
+/// Encodes the answer to an infer request: JSON, or JSON followed by the outputs asked
+/// for as binary.
+pub fn encode_infer(
+    model: &str,
+    options: &InferOptions,
+    response: &InferResponse,
+) -> Result<Response, OipError> {
+    let wanted = &options.wanted;
     let names = response.version.backend.output_names();
     let selected: Vec<(usize, bool)> = match &wanted.names {
         None => (0..names.len()).map(|i| (i, wanted.binary_default)).collect(),
@@ -229,7 +254,7 @@ async fn infer(
     let mut body = Map::new();
     body.insert("model_name".into(), json!(model));
     body.insert("model_version".into(), json!(response.version.version.to_string()));
-    if let Some(id) = request.get("id") {
+    if let Some(id) = &options.id {
         body.insert("id".into(), id.clone());
     }
     body.insert("outputs".into(), Value::Array(outputs));
