@@ -130,6 +130,17 @@ pub enum TargetKind {
     OipGrpc,
 }
 
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Http => "http",
+            Self::Grpc => "grpc",
+            Self::Oip => "oip",
+            Self::OipGrpc => "oip-grpc",
+        })
+    }
+}
+
 impl TargetKind {
     pub fn is_grpc(self) -> bool {
         matches!(self, Self::Grpc | Self::OipGrpc)
@@ -146,6 +157,18 @@ pub enum Mode {
     Open { rate: f64, duration: Duration },
     Closed { concurrency: usize, duration: Duration },
     Step { rates: Vec<f64>, each: Duration },
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Open { rate, .. } => write!(f, "open loop at {rate:.0} req/s"),
+            Self::Closed { concurrency, .. } => write!(f, "closed loop, {concurrency} clients"),
+            Self::Step { rates, .. } => {
+                write!(f, "steps from {:.0} req/s", rates.first().copied().unwrap_or(0.0))
+            }
+        }
+    }
 }
 
 impl Mode {

@@ -211,10 +211,12 @@ async fn tick(plan: Plan, recorder: Arc<Recorder>, done: Arc<AtomicBool>) {
             let left = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
             tokio::time::sleep(left).await;
         }
-        let point = recorder.tick(Instant::now().min(next));
+        let last = done.load(Ordering::Acquire);
+        let point = recorder.tick(Instant::now().min(next), last);
         ok += point.ok;
         errors += point.errors;
-        if !plan.quiet && (terminal || (point.t.round() as u64).is_multiple_of(5)) {
+        let empty_end = last && point.ok + point.errors == 0;
+        if !plan.quiet && !empty_end && (terminal || (point.t.round() as u64).is_multiple_of(5)) {
             let versions: Vec<String> = point.versions.keys().map(|v| format!("v{v}")).collect();
             let line = format!(
                 "[{:>6.1}s] {:>8.0} req/s  p50 {:>8}  p99 {:>8}  ok {ok}  errors {errors}  in flight {}  {}",
@@ -227,7 +229,7 @@ async fn tick(plan: Plan, recorder: Arc<Recorder>, done: Arc<AtomicBool>) {
             );
             if terminal { eprint!("\r{line}\x1b[K") } else { eprintln!("{line}") }
         }
-        if done.load(Ordering::Acquire) {
+        if last {
             if terminal && !plan.quiet {
                 eprintln!();
             }

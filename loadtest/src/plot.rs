@@ -8,6 +8,7 @@ use plotters::prelude::*;
 
 use crate::cli::Plan;
 use crate::record::{Change, Point};
+use crate::sla::format_us;
 
 const CHANGE: RGBColor = RGBColor(120, 40, 160);
 
@@ -22,7 +23,7 @@ pub fn draw(path: &Path, plan: &Plan, timeline: &[Point], changes: &[Change]) ->
 
     let t_max = timeline.last().map_or(1.0, |p| p.t).max(1.0);
     let latencies = |pick: fn(&Point) -> Option<u64>| -> Vec<(f64, f64)> {
-        timeline.iter().filter_map(|p| pick(p).map(|us| (p.t, us.max(1) as f64 / 1e3))).collect()
+        timeline.iter().filter_map(|p| pick(p).map(|us| (p.t, us.max(1) as f64))).collect()
     };
     let series: [Series; 4] = [
         ("p50", RGBColor(40, 120, 200), latencies(|p| p.p50_us)),
@@ -32,9 +33,9 @@ pub fn draw(path: &Path, plan: &Plan, timeline: &[Point], changes: &[Change]) ->
     ];
     let y_max = series.iter().flat_map(|(_, _, s)| s.iter().map(|(_, y)| *y)).fold(1.0, f64::max) * 2.0;
     let y_min =
-        series.iter().flat_map(|(_, _, s)| s.iter().map(|(_, y)| *y)).fold(y_max, f64::min).max(0.001) / 2.0;
+        series.iter().flat_map(|(_, _, s)| s.iter().map(|(_, y)| *y)).fold(y_max, f64::min).max(1.0) / 2.0;
 
-    let title = format!("{} — {} {:?} target, {} mode", plan.url, plan.model, plan.target, plan.mode.name());
+    let title = format!("{} {} — {}, {} target", plan.url, plan.model, plan.mode, plan.target);
     let mut chart = ChartBuilder::on(&upper)
         .caption(title, ("sans-serif", 18))
         .margin(12)
@@ -45,7 +46,9 @@ pub fn draw(path: &Path, plan: &Plan, timeline: &[Point], changes: &[Change]) ->
     chart
         .configure_mesh()
         .x_desc("seconds")
-        .y_desc("latency per interval (ms, log)")
+        .y_desc("latency per interval (log scale)")
+        .y_labels(20)
+        .y_label_formatter(&|us| format_us(*us))
         .draw()
         .map_err(|e| fail(&e))?;
     for (name, color, points) in series {
@@ -72,6 +75,7 @@ pub fn draw(path: &Path, plan: &Plan, timeline: &[Point], changes: &[Change]) ->
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -115,6 +119,7 @@ pub fn draw(path: &Path, plan: &Plan, timeline: &[Point], changes: &[Change]) ->
     }
     lower_chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()

@@ -206,8 +206,9 @@ impl Recorder {
         state.interval.add(latency, lag, answer);
     }
 
-    /// Closes the current interval at `now` and returns its point.
-    pub fn tick(&self, now: Instant) -> Point {
+    /// Closes the current interval at `now` and returns its point. `last` marks the run's
+    /// final, partial interval.
+    pub fn tick(&self, now: Instant, last: bool) -> Point {
         let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let span = now.saturating_duration_since(state.interval_started);
         let mut interval = std::mem::replace(&mut state.interval, Totals::new());
@@ -240,7 +241,11 @@ impl Recorder {
             state.dominant = Some(now_dominant);
         }
         state.first_seen_before = std::mem::take(&mut state.first_seen);
-        state.timeline.push(point.clone());
+        // The final, partial interval is often empty (the run ended just after a tick): it
+        // would read as a drop to zero. An empty interval mid-run stays: that is a stall.
+        if !last || point.ok + point.errors > 0 {
+            state.timeline.push(point.clone());
+        }
         point
     }
 
@@ -294,16 +299,16 @@ mod tests {
         for ms in [100, 200, 300] {
             rec.record(at(ms), at(ms), at(ms), ok("2"));
         }
-        rec.tick(at(1000));
+        rec.tick(at(1000), false);
         // Version 1 shows up late in the second interval, while 2 still answers most.
         rec.record(at(1100), at(1100), at(1100), ok("2"));
         rec.record(at(1200), at(1200), at(1200), ok("2"));
         rec.record(at(1900), at(1900), at(1900), ok("1"));
-        rec.tick(at(2000));
+        rec.tick(at(2000), false);
         for ms in [2100, 2200, 2300] {
             rec.record(at(ms), at(ms), at(ms), ok("1"));
         }
-        rec.tick(at(3000));
+        rec.tick(at(3000), true);
         let (timeline, changes) = rec.timeline();
         assert_eq!(timeline.len(), 3);
         assert_eq!(timeline[1].versions.len(), 2);

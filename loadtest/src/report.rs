@@ -164,11 +164,10 @@ pub fn finish(
 
 fn print_table(plan: &Plan, totals: &Totals) {
     let mode = match &plan.mode {
-        Mode::Open { rate, .. } => format!("open loop at {rate:.0} req/s"),
-        Mode::Closed { concurrency, .. } => format!("closed loop, {concurrency} clients"),
-        Mode::Step { .. } => "step mode (highest step that held)".into(),
+        Mode::Step { .. } => "step mode (the highest step that held)".into(),
+        other => other.to_string(),
     };
-    println!("{} {} — {mode}, {:?} target", plan.url, plan.model, plan.target);
+    println!("{} {} — {mode}, {} target", plan.url, plan.model, plan.target);
     println!(
         "requests {}  ok {}  errors {} ({:.3}%)  throughput {:.0} req/s",
         totals.requests(),
