@@ -127,10 +127,12 @@ pub fn finish(
         });
         if let (Value::Object(map), Value::Object(more)) = (&mut summary, counts(totals)) {
             map.extend(more);
-            map.insert(
-                "client_lag_us".into(),
-                json!({"p50": totals.lag_quantile_us(0.5), "p99": totals.lag_quantile_us(0.99)}),
-            );
+            // Only an open loop has a schedule to lag behind.
+            let lag = match plan.mode {
+                Mode::Closed { .. } => Value::Null,
+                _ => json!({"p50": totals.lag_quantile_us(0.5), "p99": totals.lag_quantile_us(0.99)}),
+            };
+            map.insert("client_lag_us".into(), lag);
             map.insert("version_changes".into(), json!(changes));
             map.insert("sla".into(), json!(verdicts));
             map.insert("passed".into(), json!(passed));
