@@ -131,15 +131,20 @@ async fn open_loop(
             let (target, recorder) = (target.clone(), recorder.clone());
             handle.spawn(async move {
                 let sent = Instant::now();
-                let answer = match tokio::time::timeout(timeout, target.call(index)).await {
-                    Ok(answer) => answer,
-                    Err(_) => Answer::Error("timeout".into()),
-                };
+                let answer = call_within(&target, index, timeout).await;
                 recorder.finish(due, sent, Instant::now(), answer);
             });
         }
     });
     let _ = pacer.await;
+}
+
+/// One request, ended by `timeout` at the latest.
+async fn call_within(target: &Target, index: usize, timeout: Duration) -> Answer {
+    match tokio::time::timeout(timeout, target.call(index)).await {
+        Ok(answer) => answer,
+        Err(_) => Answer::Error("timeout".into()),
+    }
 }
 
 fn wait_until(due: Instant) {
@@ -175,10 +180,7 @@ async fn closed_loop(
                 while Instant::now() < until {
                     recorder.try_start(usize::MAX);
                     let sent = Instant::now();
-                    let answer = match tokio::time::timeout(timeout, target.call(index)).await {
-                        Ok(answer) => answer,
-                        Err(_) => Answer::Error("timeout".into()),
-                    };
+                    let answer = call_within(&target, index, timeout).await;
                     recorder.finish(sent, sent, Instant::now(), answer);
                     index += concurrency;
                 }

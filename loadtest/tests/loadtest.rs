@@ -65,8 +65,9 @@ async fn loadtest(args: Vec<String>) -> Output {
     .unwrap()
 }
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
+/// A command line written out as one string (no argument here contains a space).
+fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_owned).collect()
 }
 
 fn summary(path: &Path) -> Value {
@@ -87,31 +88,13 @@ async fn open_loop_over_http_checks_the_sla_and_writes_summary_and_plot() {
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("run.json"), dir.path().join("run.svg"));
     let url = format!("http://{}", server.http);
-    let out = loadtest(args(&[
-        "--url",
-        &url,
-        "--corpus",
-        "models/fraud/2/golden.jsonl",
-        "--entities",
-        "examples/fraud/data/features/card_profile.csv",
-        "--keys",
-        "zipf:1.1",
-        "--rate",
-        "200",
-        "--duration",
-        "2s",
-        "--warmup",
-        "500ms",
-        "--sla",
-        "p99<=500ms",
-        "--sla",
-        "errors<=0%",
-        "--summary",
-        json.to_str().unwrap(),
-        "--plot",
-        svg.to_str().unwrap(),
-        "--quiet",
-    ]))
+    let out = loadtest(args(&format!(
+        "--url {url} --corpus models/fraud/2/golden.jsonl --rate 200 --duration 2s --warmup 500ms \
+         --entities examples/fraud/data/features/card_profile.csv --keys zipf:1.1 \
+         --sla p99<=500ms --sla errors<=0% --summary {} --plot {} --quiet",
+        json.display(),
+        svg.display()
+    )))
     .await;
     assert!(out.status.success(), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -134,23 +117,10 @@ async fn open_loop_over_http_checks_the_sla_and_writes_summary_and_plot() {
 async fn a_broken_sla_exits_2_with_a_one_line_verdict() {
     let server = serve().await;
     let url = format!("http://{}", server.http);
-    let out = loadtest(args(&[
-        "--url",
-        &url,
-        "--corpus",
-        "models/fraud/2/golden.jsonl",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--sla",
-        "p50<=1us",
-        "--sla",
-        "errors<=1%",
-        "--quiet",
-    ]))
+    let out = loadtest(args(&format!(
+        "--url {url} --corpus models/fraud/2/golden.jsonl --rate 100 --duration 1s --warmup 0s \
+         --sla p50<=1us --sla errors<=1% --quiet"
+    )))
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -165,25 +135,11 @@ async fn errors_are_counted_by_kind() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("run.json");
     let url = format!("http://{}", server.http);
-    let out = loadtest(args(&[
-        "--url",
-        &url,
-        "--model",
-        "no-such-model",
-        "--corpus",
-        "models/fraud/2/golden.jsonl",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--sla",
-        "errors<=0.1%",
-        "--summary",
-        json.to_str().unwrap(),
-        "--quiet",
-    ]))
+    let out = loadtest(args(&format!(
+        "--url {url} --model no-such-model --corpus models/fraud/2/golden.jsonl --rate 100 \
+         --duration 1s --warmup 0s --sla errors<=0.1% --summary {} --quiet",
+        json.display()
+    )))
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let s = summary(&json);
@@ -206,28 +162,13 @@ async fn grpc_and_oip_targets_answer_like_http() {
         ("oip", &http, "1"),
     ] {
         let json = dir.path().join(format!("{target}-{version}.json"));
-        let corpus = format!("models/fraud/{version}/golden.jsonl");
-        let mut list = vec![
-            "--url",
-            url,
-            "--target",
-            target,
-            "--corpus",
-            &corpus,
-            "--rate",
-            "100",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0s",
-            "--summary",
-            json.to_str().unwrap(),
-            "--quiet",
-        ];
-        if version == "1" {
-            list.extend(["--version", "1"]);
-        }
-        let out = loadtest(args(&list)).await;
+        let pin = if version == "1" { "--version 1" } else { "" };
+        let out = loadtest(args(&format!(
+            "--url {url} --target {target} --corpus models/fraud/{version}/golden.jsonl {pin} \
+             --rate 100 --duration 1s --warmup 0s --summary {} --quiet",
+            json.display()
+        )))
+        .await;
         assert!(out.status.success(), "{target} v{version}: {}", show(&out));
         let s = summary(&json);
         assert!(s["requests"].as_u64().unwrap() >= 95, "{target}: {s}");
@@ -242,25 +183,12 @@ async fn a_promotion_during_the_run_is_seen_and_marked_on_the_plot() {
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("run.json"), dir.path().join("run.svg"));
     let url = format!("http://{}", server.http);
-    let run = tokio::spawn(loadtest(args(&[
-        "--url",
-        &url,
-        "--corpus",
-        "models/fraud/2/golden.jsonl",
-        "--rate",
-        "200",
-        "--duration",
-        "3s",
-        "--warmup",
-        "0s",
-        "--interval",
-        "250ms",
-        "--summary",
-        json.to_str().unwrap(),
-        "--plot",
-        svg.to_str().unwrap(),
-        "--quiet",
-    ])));
+    let run = tokio::spawn(loadtest(args(&format!(
+        "--url {url} --corpus models/fraud/2/golden.jsonl --rate 200 --duration 3s --warmup 0s \
+         --interval 250ms --summary {} --plot {} --quiet",
+        json.display(),
+        svg.display()
+    ))));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let promoted = reqwest::Client::new()
         .post(format!("{url}/v1/admin/models/fraud/promote"))
@@ -290,23 +218,11 @@ async fn step_mode_reports_the_highest_rate_that_held() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("run.json");
     let url = format!("http://{}", server.http);
-    let out = loadtest(args(&[
-        "--url",
-        &url,
-        "--corpus",
-        "models/fraud/2/golden.jsonl",
-        "--step",
-        "50:50:100",
-        "--step-duration",
-        "1s",
-        "--warmup",
-        "200ms",
-        "--sla",
-        "p99<=500ms",
-        "--summary",
-        json.to_str().unwrap(),
-        "--quiet",
-    ]))
+    let out = loadtest(args(&format!(
+        "--url {url} --corpus models/fraud/2/golden.jsonl --step 50:50:100 --step-duration 1s \
+         --warmup 200ms --sla p99<=500ms --summary {} --quiet",
+        json.display()
+    )))
     .await;
     assert!(out.status.success(), "{}", show(&out));
     let s = summary(&json);
@@ -347,25 +263,13 @@ async fn the_open_loop_charges_a_stall_to_every_request_queued_behind_it() {
     for mode in [["--rate", "200"], ["--concurrency", "1"]] {
         let url = format!("http://{}", stalling_server().await);
         let json = dir.path().join(format!("{}.json", &mode[0][2..]));
-        let out = loadtest(args(&[
-            "--url",
-            &url,
-            "--model",
-            "m",
-            "--corpus",
-            "models/fraud/2/golden.jsonl",
+        let out = loadtest(args(&format!(
+            "--url {url} --model m --corpus models/fraud/2/golden.jsonl {} {} --duration 3s \
+             --warmup 0s --connections 1 --summary {} --quiet",
             mode[0],
             mode[1],
-            "--duration",
-            "3s",
-            "--warmup",
-            "0s",
-            "--connections",
-            "1",
-            "--summary",
-            json.to_str().unwrap(),
-            "--quiet",
-        ]))
+            json.display()
+        )))
         .await;
         assert!(out.status.success(), "{}", show(&out));
         let s = summary(&json);
