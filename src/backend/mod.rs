@@ -111,3 +111,19 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Runs a batch: `input` holds `rows` rows of the model's input width, row-major.
     fn run(&self, input: &[f32], rows: usize) -> Result<Vec<Tensor>, BackendError>;
 }
+
+/// Checks that a graph takes the one input the manifest names: fti-serve feeds exactly one
+/// tensor. `inputs` are the graph's input names, in order.
+pub(crate) fn check_single_input(inputs: &[&str], input_name: &str) -> Result<(), BackendError> {
+    match inputs {
+        [only] if *only == input_name => Ok(()),
+        [only] => Err(BackendError::Load(format!(
+            "the graph's input is `{only}`, the manifest says `{input_name}`"
+        ))),
+        _ => Err(BackendError::Load(format!(
+            "the graph has {} inputs ({}); fti-serve feeds exactly one",
+            inputs.len(),
+            inputs.join(", ")
+        ))),
+    }
+}

@@ -119,19 +119,7 @@ impl OrtBackend {
         }
         let first = sessions[0].lock().unwrap_or_else(PoisonError::into_inner);
         let inputs: Vec<&str> = first.inputs().iter().map(|i| i.name()).collect();
-        if inputs.len() != 1 {
-            return Err(BackendError::Load(format!(
-                "the graph has {} inputs ({}); fti-serve feeds exactly one",
-                inputs.len(),
-                inputs.join(", ")
-            )));
-        }
-        if inputs[0] != input_name {
-            return Err(BackendError::Load(format!(
-                "the graph's input is `{}`, the manifest says `{input_name}`",
-                inputs[0]
-            )));
-        }
+        super::check_single_input(&inputs, input_name)?;
         let mut outputs = Vec::new();
         for o in first.outputs() {
             if !matches!(o.dtype(), ValueType::Tensor { .. }) {

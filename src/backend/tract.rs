@@ -40,19 +40,7 @@ impl TractBackend {
 
         let inputs = model.input_outlets().map_err(load)?.to_vec();
         let names: Vec<&str> = inputs.iter().map(|o| model.node(o.node).name.as_str()).collect();
-        if inputs.len() != 1 {
-            return Err(BackendError::Load(format!(
-                "the graph has {} inputs ({}); fti-serve feeds exactly one",
-                inputs.len(),
-                names.join(", ")
-            )));
-        }
-        if names[0] != input_name {
-            return Err(BackendError::Load(format!(
-                "the graph's input is `{}`, the manifest says `{input_name}`",
-                names[0]
-            )));
-        }
+        super::check_single_input(&names, input_name)?;
         let batch = model.sym("batch");
         let fact = InferenceFact::dt_shape(DatumType::F32, tvec![batch.to_dim(), width.to_dim()]);
         model.set_input_fact(0, fact).map_err(load)?;
