@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use fti_serve::cli::materialize::{self, MaterializeArgs};
 use fti_serve::cli::transform::{self, TransformArgs};
 use fti_serve::config::{Config, LogFormat, StoreKind};
+use fti_serve::registry::lifecycle::Move;
 
 /// mimalloc instead of glibc malloc: at saturation glibc's malloc/free and its arena locks
 /// took ~25% of the server's CPU (perf, BENCHMARKS.md "Allocator").
@@ -263,10 +264,10 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
         ModelsAction::Show { model } => print!("{}", models::show(&dir, &model)?),
         ModelsAction::History { model } => print!("{}", models::history(&dir, &model)?),
         ModelsAction::Promote { model, version, alias, reason } => {
-            moved(models::promote(&dir, &model, version, &alias, &reason, &options)?);
+            moved(models::move_alias(&dir, &model, Move::Promote(version), &alias, &reason, &options)?);
         }
         ModelsAction::Rollback { model, alias, reason } => {
-            moved(models::rollback(&dir, &model, &alias, &reason, &options)?);
+            moved(models::move_alias(&dir, &model, Move::Rollback, &alias, &reason, &options)?);
         }
     }
     Ok(())

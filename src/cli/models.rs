@@ -67,29 +67,18 @@ pub fn show(dir: &RegistryDir, model: &str) -> Result<String, Error> {
     Ok(out)
 }
 
-pub fn promote(
+/// Promotes (`Move::Promote(v)`) or rolls back (`Move::Rollback`) `alias`, loading and
+/// validating the version that would become current before anything is written.
+pub fn move_alias(
     dir: &RegistryDir,
     model: &str,
-    target: u64,
+    action: Move,
     alias: &str,
     reason: &str,
     options: &LoadOptions,
 ) -> Result<MoveOutcome, Error> {
     let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
-    lifecycle::move_alias(dir, model, Move::Promote(target), &request, |v| {
-        version::load(&dir.version_dir(model, v), model, v, options).map(drop)
-    })
-}
-
-pub fn rollback(
-    dir: &RegistryDir,
-    model: &str,
-    alias: &str,
-    reason: &str,
-    options: &LoadOptions,
-) -> Result<MoveOutcome, Error> {
-    let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
-    lifecycle::move_alias(dir, model, Move::Rollback, &request, |v| {
+    lifecycle::move_alias(dir, model, action, &request, |v| {
         version::load(&dir.version_dir(model, v), model, v, options).map(drop)
     })
 }
