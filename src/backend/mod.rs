@@ -6,6 +6,7 @@
 
 pub mod onnx_ml;
 pub mod ort;
+pub mod post_transform;
 pub mod tract;
 pub mod trees;
 
