@@ -1,11 +1,13 @@
 //! The ai.onnx.ml operators tract lacks (or gets wrong), registered into tract's ONNX op
 //! register so that a graph mixing them with standard ops still runs as one tract plan:
-//! tree ensembles on our engine ([`trees`]), preprocessing and ZipMap ([`preprocess`]),
+//! tree ensembles on our engine ([`trees`], through the operator of [`scorer`]),
+//! preprocessing and ZipMap ([`preprocess`]),
 //! and string class labels for tract's LinearClassifier ([`linear`]).
 
 mod attrs;
 mod linear;
 mod preprocess;
+mod scorer;
 mod trees;
 
 use tract_onnx::Onnx;

@@ -4,13 +4,12 @@
 //! String class labels: the backend's tensors are numeric, so the `label` output holds the
 //! index into `classlabels_strings`; the manifest's `labels` turns it back into the name.
 
-use std::sync::Arc;
-
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::attrs::Attrs;
+use super::scorer::{Scored, Scorer, ScorerOp};
 use crate::backend::trees::{Aggregate, Child, Ensemble, Mode, NodeSpec, PostTransform, Spec, Task, Vote};
 
 pub fn register(reg: &mut OnnxOpRegister) {
@@ -38,7 +37,7 @@ fn build(
     }
     .and_then(Ensemble::build)
     .map_err(|e| format_err!("{} `{}`: {e}", node.op_type, node.name))?;
-    let op = Trees { ensemble: Arc::new(spec), classifier: kind == Kind::Classifier };
+    let op = ScorerOp::new(Trees { ensemble: spec, classifier: kind == Kind::Classifier });
     Ok((expand(op), vec![]))
 }
 
@@ -202,122 +201,44 @@ fn spec_v5(a: &Attrs) -> Result<Spec, String> {
     })
 }
 
-/// The operator, in both of tract's worlds: as an inference-time expansion (shape rules)
-/// and as the typed op it wires, which evaluates the ensemble.
-#[derive(Debug, Clone)]
-pub struct Trees {
-    ensemble: Arc<Ensemble>,
+/// A compiled ensemble as a [`Scorer`].
+#[derive(Debug)]
+struct Trees {
+    ensemble: Ensemble,
     classifier: bool,
 }
 
-/// Two ops are the same when they share the compiled ensemble (it holds floats).
-impl PartialEq for Trees {
-    fn eq(&self, other: &Trees) -> bool {
-        Arc::ptr_eq(&self.ensemble, &other.ensemble) && self.classifier == other.classifier
-    }
-}
-impl Eq for Trees {}
-
-impl Expansion for Trees {
-    fn name(&self) -> StaticName {
-        self.op_name().into()
-    }
-
-    fn nboutputs(&self) -> TractResult<usize> {
-        Ok(if self.classifier { 2 } else { 1 })
-    }
-
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, self.nboutputs()?)?;
-        let scores = &outputs[outputs.len() - 1];
-        s.equals(&scores.datum_type, DatumType::F32)?;
-        s.equals(&scores.rank, 2)?;
-        s.equals(&scores.shape[1], self.ensemble.n_targets.to_dim())?;
-        if self.classifier {
-            s.equals(&outputs[0].datum_type, DatumType::I64)?;
-            s.equals(&outputs[0].rank, 1)?;
-            s.equals(&outputs[0].shape[0], &scores.shape[0])?;
-        }
-        s.given(&inputs[0].rank, move |s, rank| {
-            if rank == 2 {
-                s.equals(&scores.shape[0], &inputs[0].shape[0])?;
-            } else {
-                s.equals(&scores.shape[0], 1.to_dim())?;
-            }
-            Ok(())
-        })
-    }
-
-    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        model.wire_node(prefix, self.clone(), inputs)
-    }
-}
-
-impl Trees {
+impl Scorer for Trees {
     fn op_name(&self) -> &'static str {
         if self.classifier { "TreeEnsembleClassifier" } else { "TreeEnsembleRegressor" }
     }
-}
 
-impl Op for Trees {
-    fn name(&self) -> StaticName {
-        self.op_name().into()
+    fn is_classifier(&self) -> bool {
+        self.classifier
     }
 
-    fn info(&self) -> TractResult<Vec<String>> {
+    fn n_scores(&self) -> usize {
+        self.ensemble.n_targets
+    }
+
+    fn info(&self) -> String {
         let e = &self.ensemble;
-        Ok(vec![format!("{} trees, {} split nodes, {} targets", e.n_trees(), e.nodes.len(), e.n_targets)])
+        format!("{} trees, {} split nodes, {} targets", e.n_trees(), e.nodes.len(), e.n_targets)
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for Trees {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let x = input.cast_to::<f32>()?;
-        let (rows, width) = match x.shape() {
-            [w] => (1, *w),
-            [r, w] => (*r, *w),
-            other => bail!("{} takes [rows, features], got shape {other:?}", self.op_name()),
-        };
+    fn score(&self, input: &[f32], rows: usize, width: usize) -> Result<Scored, String> {
         let e = &self.ensemble;
         if width < e.n_features {
-            bail!(
-                "{}: the trees read feature {}, the input has {width} columns",
-                self.op_name(),
+            return Err(format!(
+                "the trees read feature {}, the input has {width} columns",
                 e.n_features - 1
-            );
+            ));
         }
-        let data = x.try_as_plain_ram()?;
-        let data = data.as_slice::<f32>()?;
-        let t = e.n_targets;
-        if self.classifier {
-            let out = e.classify(data, rows, width);
-            Ok(tvec!(
-                Tensor::from_shape(&[rows], &out.labels)?.into_tvalue(),
-                Tensor::from_shape(&[rows, t], &out.scores)?.into_tvalue()
-            ))
+        Ok(if self.classifier {
+            let out = e.classify(input, rows, width);
+            Scored { labels: Some(out.labels), scores: out.scores }
         } else {
-            Ok(tvec!(Tensor::from_shape(&[rows, t], &e.regress(data, rows, width))?.into_tvalue()))
-        }
+            Scored { labels: None, scores: e.regress(input, rows, width) }
+        })
     }
-}
-
-impl TypedOp for Trees {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let rows = if inputs[0].rank() == 2 { inputs[0].shape[0].clone() } else { 1.to_dim() };
-        let scores = f32::fact(&[rows.clone(), self.ensemble.n_targets.to_dim()]);
-        Ok(if self.classifier { tvec!(i64::fact(&[rows]), scores) } else { tvec!(scores) })
-    }
-
-    as_op!();
 }
