@@ -154,13 +154,21 @@ fn golden_rows_cover_nan_and_split_thresholds() {
 
 #[test]
 fn an_unsupported_operator_is_refused_by_name() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/refused/svm_classifier.onnx");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/refused/feature_vectorizer.onnx");
     let bytes = std::fs::read(path).unwrap();
     let err = TractBackend::load(&bytes, "input", 6).unwrap_err().to_string();
     assert!(
-        err.contains("operator `SVMClassifier` (ai.onnx.ml) is not supported by the tract backend"),
+        err.contains("operator `FeatureVectorizer` (ai.onnx.ml) is not supported by the tract backend"),
         "{err}"
     );
+}
+
+#[test]
+fn an_svm_refuses_an_input_of_another_width_at_load() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/svc_rbf_binary_proba/model.onnx");
+    let bytes = std::fs::read(path).unwrap();
+    let err = TractBackend::load(&bytes, "input", 5).unwrap_err().to_string();
+    assert!(err.contains("does the graph's input take 5 columns"), "{err}");
 }
 
 /// A registry version around a corpus model, with request features `f0..f5`.

@@ -2,7 +2,11 @@
 """Build the ONNX-ML test corpus: small models from the usual exporters, with onnxruntime
 reference outputs on golden rows (tests/onnx_ml.rs checks the tract backend against them).
 
-    /work/main/.venv/bin/python tests/corpus/make_corpus.py   # pins: requirements.txt here
+    /work/main/.venv/bin/python tests/corpus/make_corpus.py            # everything
+    /work/main/.venv/bin/python tests/corpus/make_corpus.py 'svc_*' refused  # some (globs)
+
+Pins: requirements.txt here. Naming models regenerates only those, so the committed
+files of the others stay byte-identical.
 
 Each model lands in tests/corpus/<name>/{model.onnx, golden.json}. golden.json holds the
 input name and width, the rows (null = NaN), the class labels when the model has them,
@@ -13,6 +17,7 @@ Python: everything this script writes is committed.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import shutil
@@ -30,6 +35,11 @@ N_FEATURES = 6
 SKL_OPSET = {"": 13, "ai.onnx.ml": 1}
 SKL_OPSET_ML3 = {"": 13, "ai.onnx.ml": 3}
 ONNXMLTOOLS_OPSET = 15
+ONLY: list[str] = []  # globs from the command line; empty = every model
+
+
+def selected(name: str) -> bool:
+    return not ONLY or any(fnmatch.fnmatch(name, g) for g in ONLY)
 
 
 # ----------------------------------------------------------------------------- data
@@ -135,6 +145,8 @@ def class_labels(model: onnx.ModelProto):
 
 def write(name: str, model: onnx.ModelProto, X: np.ndarray, nan_rows: bool = True,
           note: str = "") -> None:
+    if not selected(name):
+        return
     d = HERE / name
     if d.exists():
         shutil.rmtree(d)
@@ -293,6 +305,129 @@ def to_tree_ensemble_v5(model: onnx.ModelProto, member_feature: int) -> onnx.Mod
     return m
 
 
+# ----------------------------------------------------------------------------- SVMs
+
+def single_node(op: str, attrs: dict, outputs: list, width: int = N_FEATURES) -> onnx.ModelProto:
+    """A graph of one ai.onnx.ml node reading `input` [N, width]; `outputs` are
+    (name, elem_type, shape) triples."""
+    node = helper.make_node(op, ["input"], [o[0] for o in outputs], domain="ai.onnx.ml", **attrs)
+    graph = helper.make_graph(
+        [node], op.lower(), [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor_value_info(*o) for o in outputs])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                   helper.make_opsetid("ai.onnx.ml", 1)])
+
+
+def with_svm_attrs(model: onnx.ModelProto, **attrs) -> onnx.ModelProto:
+    """The same model with some attributes of its SVM node set (added or replaced)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    node = next(n for n in m.graph.node if n.op_type.startswith("SVM"))
+    keep = [a for a in node.attribute if a.name not in attrs]
+    del node.attribute[:]
+    node.attribute.extend(keep + [helper.make_attribute(k, v) for k, v in attrs.items()])
+    return m
+
+
+def pairwise_scores_shape(model: onnx.ModelProto, n_classes: int) -> onnx.ModelProto:
+    """skl2onnx declares the ovo scores as [N, n_classes]; there is one per class pair."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    m.graph.output[1].type.tensor_type.shape.dim[1].dim_value = n_classes * (n_classes - 1) // 2
+    return m
+
+
+def linear_svm_classifier(est) -> onnx.ModelProto:
+    """LinearSVC's weights as an SVMClassifier without support vectors (skl2onnx exports
+    LinearSVC as LinearClassifier). Two classes get the rows [-w, w]."""
+    W, b = est.coef_, est.intercept_
+    if W.shape[0] == 1:
+        W, b = np.vstack([-W, W]), np.array([-b[0], b[0]])
+    c = len(est.classes_)
+    attrs = dict(classlabels_ints=[int(x) for x in est.classes_], kernel_type="LINEAR",
+                 kernel_params=[0.0, 0.0, 0.0], coefficients=W.astype(np.float32).ravel().tolist(),
+                 rho=b.astype(np.float32).tolist(), post_transform="NONE")
+    return single_node("SVMClassifier", attrs, [("label", onnx.TensorProto.INT64, [None]),
+                                                ("probabilities", onnx.TensorProto.FLOAT, [None, c])])
+
+
+def linear_svm_regressor(est) -> onnx.ModelProto:
+    """LinearSVR's weights as an SVMRegressor without support vectors (n_supports = 0)."""
+    attrs = dict(kernel_type="LINEAR", kernel_params=[0.0, 0.0, 0.0], n_supports=0,
+                 coefficients=est.coef_.astype(np.float32).ravel().tolist(),
+                 rho=[float(np.float32(est.intercept_[0]))], post_transform="NONE")
+    return single_node("SVMRegressor", attrs, [("variable", onnx.TensorProto.FLOAT, [None, 1])])
+
+
+def svm_models() -> None:
+    """SVC in every kernel, with and without probabilities, binary, 3 and 4 classes; SVR,
+    NuSVR, OneClassSVM; the linear form from LinearSVC/LinearSVR weights (skl2onnx exports
+    those as LinearClassifier/LinearRegressor); post_transform and one_class variants.
+    Trained on 120 rows: few support vectors keep the files small and onnxruntime's f32
+    sums close to exact."""
+    import warnings
+
+    from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR, NuSVR, OneClassSVM
+
+    # scikit-learn 1.9 deprecates SVC(probability=True) (removal in 1.11); the pins keep it.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+    Xb, yb = dataset(2)
+    Xm, ym = dataset(3)
+    X4, y4 = dataset(4)
+    Xr, yr = dataset(0, regression=True)
+    names = np.array(["low", "mid", "high"])
+    n = 120
+
+    def svc(X, y, **kw):
+        return SVC(random_state=SEED, **kw).fit(X[:n], y[:n])
+
+    plain = {"zipmap": False}
+    linear_binary = skl(svc(Xb, yb, kernel="linear"), Xb, extra=plain)
+    write("svc_linear_binary", linear_binary, Xb, note="binary scores are [-d, d]")
+    write("svc_linear_binary_logistic", with_svm_attrs(linear_binary, post_transform="LOGISTIC"), Xb,
+          note="post_transform LOGISTIC on the binary layout")
+    write("svc_rbf_binary_proba", skl(svc(Xb, yb, probability=True), Xb), Xb,
+          note="Platt scaling, coupled for two classes too")
+    write("svc_poly_multiclass", skl(svc(Xm, ym, kernel="poly", degree=2, coef0=1.0), Xm, extra=plain),
+          Xm, note="pairwise decisions, then skl2onnx's ovr graph")
+    multi_proba = skl(svc(Xm, ym, kernel="sigmoid", gamma=0.05, probability=True), Xm)
+    write("svc_sigmoid_multiclass_proba", multi_proba, Xm, note="pairwise coupling")
+    write("svc_sigmoid_multiclass_proba_softmax", with_svm_attrs(multi_proba, post_transform="SOFTMAX"),
+          Xm, note="post_transform SOFTMAX on coupled probabilities")
+    write("svc_rbf_multiclass_proba_strings", skl(svc(Xm, names[ym], probability=True), Xm), Xm,
+          note="string class labels")
+    write("svc_rbf_4class_ovo",
+          pairwise_scores_shape(skl(svc(X4, y4, decision_function_shape="ovo"), X4, extra=plain), 4),
+          X4, note="6 pairwise decisions as the scores")
+
+    write("svr_rbf", skl(SVR(C=3.0).fit(Xr[:n], yr[:n]), Xr), Xr)
+    write("svr_linear", skl(SVR(kernel="linear").fit(Xr[:n], yr[:n]), Xr), Xr)
+    write("nusvr_poly", skl(NuSVR(kernel="poly", degree=2, coef0=1.0).fit(Xr[:n], yr[:n]), Xr), Xr)
+    oneclass = skl(OneClassSVM(gamma=0.1).fit(Xr[:n]), Xr)
+    # The graph casts Sign(decision) to int64: NaN rows would test the cast of NaN, which
+    # is undefined (onnxruntime INT64_MIN, tract 0).
+    write("oneclass_svm", oneclass, Xr, nan_rows=False, note="SVMRegressor decision, Sign in the graph")
+    write("oneclass_svm_one_class", with_svm_attrs(oneclass, one_class=1), Xr,
+          note="one_class = 1: the node itself answers 1 or -1")
+
+    write("svm_linear_form_multiclass", linear_svm_classifier(LinearSVC(random_state=SEED).fit(Xm, ym)),
+          Xm, note="no support vectors: coefficients are class weights (LinearSVC's)")
+    write("svm_linear_form_binary", linear_svm_classifier(LinearSVC(random_state=SEED).fit(Xb, yb)), Xb)
+    write("svr_linear_form", linear_svm_regressor(LinearSVR(random_state=SEED).fit(Xr, yr)), Xr,
+          note="n_supports = 0: coefficients are LinearSVR's weights")
+
+
+def write_refused() -> None:
+    """A model the tract backend must refuse, naming the operator: FeatureVectorizer is
+    not implemented (nothing we serve exports it)."""
+    refused = HERE / "refused"
+    refused.mkdir(exist_ok=True)
+    model = single_node("FeatureVectorizer", dict(inputdimensions=[N_FEATURES]),
+                        [("output", onnx.TensorProto.FLOAT, [None, N_FEATURES])])
+    onnx.checker.check_model(model)
+    (refused / "feature_vectorizer.onnx").write_bytes(model.SerializeToString())
+
+
 # ----------------------------------------------------------------------------- corpus
 
 def main() -> None:
@@ -380,12 +515,10 @@ def main() -> None:
                         ("dt", DecisionTreeRegressor(max_depth=4, random_state=SEED))]).fit(Xr, yr), Xr),
           Xr, nan_rows=False)
 
-    # A model the tract backend must refuse, naming the operator (SVM is not implemented).
-    from sklearn.svm import SVC
-    refused = HERE / "refused"
-    refused.mkdir(exist_ok=True)
-    svm = skl(SVC(probability=False).fit(Xb[:200], yb[:200]), Xb)
-    (refused / "svm_classifier.onnx").write_bytes(svm.SerializeToString())
+    if selected("refused"):
+        write_refused()
+
+    svm_models()
 
     try:
         import xgboost as xgb
@@ -399,4 +532,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ONLY.extend(sys.argv[1:])
     main()

@@ -13,6 +13,11 @@ pub trait Scorer: Debug + Send + Sync + 'static {
     fn op_name(&self) -> &'static str;
     fn is_classifier(&self) -> bool;
     fn n_scores(&self) -> usize;
+    /// The number of input columns when the model reads exactly that many (checked when
+    /// the graph is typed, so a wrong width fails at load).
+    fn width(&self) -> Option<usize> {
+        None
+    }
     /// One line for tract's model dumps.
     fn info(&self) -> String;
     /// `input` is `rows x width`, row-major. Refuses a width the model cannot read.
@@ -74,7 +79,11 @@ impl Expansion for ScorerOp {
             s.equals(&outputs[0].rank, 1)?;
             s.equals(&outputs[0].shape[0], &scores.shape[0])?;
         }
+        let width = self.0.width();
         s.given(&inputs[0].rank, move |s, rank| {
+            if let (Some(w), Some(last)) = (width, (rank as usize).checked_sub(1)) {
+                s.equals(&inputs[0].shape[last], w.to_dim())?;
+            }
             if rank == 2 {
                 s.equals(&scores.shape[0], &inputs[0].shape[0])?;
             } else {
