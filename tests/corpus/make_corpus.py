@@ -145,15 +145,29 @@ def class_labels(model: onnx.ModelProto):
 
 def write(name: str, model: onnx.ModelProto, X: np.ndarray, nan_rows: bool = True,
           note: str = "") -> None:
+    if selected(name):
+        save(name, model, golden_rows(model, X, nan_rows), note)
+
+
+def write_columns(name: str, model: onnx.ModelProto, rows: list, note: str = "") -> None:
+    """A model whose input holds strings or int64 (the server feeds float32 only; the test
+    runs these at the tract level). `rows` are given as they are; a rank-1 input takes one
+    value per row."""
     if not selected(name):
         return
+    t = model.graph.input[0].type.tensor_type
+    dtype = {onnx.TensorProto.STRING: object, onnx.TensorProto.INT64: np.int64}[t.elem_type]
+    R = np.array(rows, dtype=dtype)
+    save(name, model, R.reshape(-1) if len(t.shape.dim) == 1 else R, note)
+
+
+def save(name: str, model: onnx.ModelProto, R: np.ndarray, note: str) -> None:
     d = HERE / name
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
     onnx.checker.check_model(model)
     (d / "model.onnx").write_bytes(model.SerializeToString())
-    R = golden_rows(model, X, nan_rows)
     s = sess(model)
     inp = s.get_inputs()[0].name
     names = [o.name for o in s.get_outputs()]
@@ -167,16 +181,17 @@ def write(name: str, model: onnx.ModelProto, X: np.ndarray, nan_rows: bool = Tru
             kind = "string" if v.dtype.kind in "OUS" else ("int" if v.dtype.kind in "iu" else "float")
             outputs[o] = {"kind": kind, "shape": list(v.shape), "data": jsonable(v.reshape(-1).tolist())}
     ops = sorted({f"{n.domain or 'ai.onnx'}:{n.op_type}" for n in model.graph.node})
-    golden = {
-        "note": note,
-        "input": inp,
-        "width": int(R.shape[1]),
+    golden = {"note": note, "input": inp, "width": int(R.shape[1]) if R.ndim == 2 else 1}
+    if R.dtype != np.float32:
+        golden["input_dtype"] = "string" if R.dtype == object else "int64"
+        golden["input_rank"] = R.ndim
+    golden.update({
         "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import},
         "operators": ops,
         "class_labels": class_labels(model),
-        "rows": jsonable(R.tolist()),
+        "rows": jsonable(R.reshape(len(R), -1).tolist()),
         "outputs": outputs,
-    }
+    })
     (d / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
     print(f"{name:28s} {len(model.SerializeToString()) / 1024:7.1f} KB  {', '.join(ops)}")
 
@@ -307,15 +322,16 @@ def to_tree_ensemble_v5(model: onnx.ModelProto, member_feature: int) -> onnx.Mod
 
 # ----------------------------------------------------------------------------- SVMs
 
-def single_node(op: str, attrs: dict, outputs: list, width: int = N_FEATURES) -> onnx.ModelProto:
-    """A graph of one ai.onnx.ml node reading `input` [N, width]; `outputs` are
-    (name, elem_type, shape) triples."""
+def single_node(op: str, attrs: dict, outputs: list, input_type: int = onnx.TensorProto.FLOAT,
+                input_shape: tuple = (None, N_FEATURES), ml_opset: int = 1) -> onnx.ModelProto:
+    """A graph of one ai.onnx.ml node reading `input`; `outputs` are (name, elem_type,
+    shape) triples."""
     node = helper.make_node(op, ["input"], [o[0] for o in outputs], domain="ai.onnx.ml", **attrs)
     graph = helper.make_graph(
-        [node], op.lower(), [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [None, width])],
+        [node], op.lower(), [helper.make_tensor_value_info("input", input_type, list(input_shape))],
         [helper.make_tensor_value_info(*o) for o in outputs])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                   helper.make_opsetid("ai.onnx.ml", 1)])
+                                                   helper.make_opsetid("ai.onnx.ml", ml_opset)])
 
 
 def with_svm_attrs(model: onnx.ModelProto, **attrs) -> onnx.ModelProto:
@@ -428,6 +444,73 @@ def write_refused() -> None:
     (refused / "feature_vectorizer.onnx").write_bytes(model.SerializeToString())
 
 
+# ----------------------------------------------------------------------------- strings
+
+STRING_ROWS = [["red", "s"], ["green", "m"], ["blue", "l"], ["green", "s"], ["red", "xl"],
+               ["blue", "m"], ["purple", "m"], ["", "s"], ["red", ""], ["Red", "L"],
+               ["green", "l"], ["blue", "xl"]]
+
+
+def string_models() -> None:
+    """String columns: scikit-learn's OneHotEncoder and OrdinalEncoder as skl2onnx exports
+    them (OneHotEncoder `cats_strings`, LabelEncoder string -> int64), and hand-built
+    LabelEncoders for the other directions (int64 -> string, string -> float, string ->
+    string) and the opset 4 tensor attributes. Rows include unknown categories, the empty
+    string and a case variant."""
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    S, I, F = onnx.TensorProto.STRING, onnx.TensorProto.INT64, onnx.TensorProto.FLOAT
+    rng = np.random.default_rng(SEED)
+    colors, sizes = np.array(["red", "green", "blue"]), np.array(["s", "m", "l", "xl"])
+    X = np.stack([colors[rng.integers(0, 3, 200)], sizes[rng.integers(0, 4, 200)]], axis=1).astype(object)
+    y = ((X[:, 0] == "red") ^ (X[:, 1] == "l")).astype(np.int64)
+
+    def skl_strings(model):
+        from skl2onnx import to_onnx
+        options = {id(model.steps[-1][1]): {"zipmap": False}} if hasattr(model, "steps") else None
+        return to_onnx(model, initial_types=[("input", StringTensorType([None, 2]))],
+                       target_opset={"": 13, "ai.onnx.ml": 2}, options=options)
+
+    write_columns("ohe_strings_logreg",
+                  skl_strings(Pipeline([("ohe", OneHotEncoder(handle_unknown="ignore")),
+                                        ("clf", LogisticRegression())]).fit(X, y)),
+                  STRING_ROWS, note="OneHotEncoder cats_strings on two string columns + LogisticRegression")
+    write_columns("ordinal_strings",
+                  skl_strings(OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1).fit(X)),
+                  STRING_ROWS, note="LabelEncoder keys_strings -> values_int64s, unknown -> -1")
+
+    keys = ["red", "green", "blue"]
+    write_columns("label_encoder_string_to_int",
+                  single_node("LabelEncoder", dict(keys_strings=keys, values_int64s=[7, 8, 9],
+                                                   default_int64=-7),
+                              [("y", I, [None, 2])], S, (None, 2), ml_opset=2),
+                  STRING_ROWS)
+    write_columns("label_encoder_string_to_float",
+                  single_node("LabelEncoder", dict(keys_strings=keys, values_floats=[0.25, -1.5, 3.0],
+                                                   default_float=0.5),
+                              [("y", F, [None, 2])], S, (None, 2), ml_opset=2),
+                  STRING_ROWS)
+    write_columns("label_encoder_string_to_string",
+                  single_node("LabelEncoder", dict(keys_strings=keys + ["s"], values_strings=["R", "G", "B", "S"]),
+                              [("y", S, [None, 2])], S, (None, 2), ml_opset=2),
+                  STRING_ROWS, note="no default_string: '_Unused'")
+    write_columns("label_encoder_int_to_string",
+                  single_node("LabelEncoder", dict(keys_int64s=[1, 2, 3, -4], values_strings=["one", "two", "three", "minus four"],
+                                                   default_string="other"),
+                              [("y", S, [None])], I, (None,), ml_opset=2),
+                  [[1], [2], [3], [-4], [0], [4], [9_007_199_254_740_993], [-1]], note="rank-1 int64 input")
+    write_columns("label_encoder_v4_tensors",
+                  single_node("LabelEncoder", dict(
+                      keys_tensor=helper.make_tensor("keys_tensor", S, [3], [k.encode() for k in keys]),
+                      values_tensor=numpy_helper.from_array(np.array([10, 20, 30], dtype=np.int64), "values_tensor"),
+                      default_tensor=numpy_helper.from_array(np.array([-99], dtype=np.int64), "default_tensor")),
+                      [("y", I, [None, 2])], S, (None, 2), ml_opset=4),
+                  STRING_ROWS, note="ai.onnx.ml opset 4 keys_tensor / values_tensor / default_tensor")
+
+
 # ----------------------------------------------------------------------------- corpus
 
 def main() -> None:
@@ -519,6 +602,7 @@ def main() -> None:
         write_refused()
 
     svm_models()
+    string_models()
 
     try:
         import xgboost as xgb

@@ -6,6 +6,7 @@
 //! shapes ([`feature_extractor`]).
 
 mod attrs;
+mod categories;
 mod feature_extractor;
 mod linear;
 mod preprocess;
