@@ -194,6 +194,37 @@ fn an_svm_refuses_an_input_of_another_width_at_load() {
     assert!(err.contains("does the graph's input take 5 columns"), "{err}");
 }
 
+/// A corpus model with one attribute of its first `op` node removed, built by our register.
+fn without_attribute(model: &str, op: &str, attribute: &str) -> String {
+    use tract_onnx::prelude::Framework;
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(model).join("model.onnx"),
+    )
+    .unwrap();
+    let framework = fti_serve::backend::onnx_ml::onnx();
+    let mut proto = framework.proto_model_for_read(&mut &bytes[..]).unwrap();
+    let node = proto.graph.as_mut().unwrap().node.iter_mut().find(|n| n.op_type == op).unwrap();
+    let before = node.attribute.len();
+    node.attribute.retain(|a| a.name != attribute);
+    assert_eq!(node.attribute.len(), before - 1, "{model} has no `{attribute}`");
+    format!("{:#}", framework.model_for_proto_model(&proto).unwrap_err())
+}
+
+#[test]
+fn a_broken_node_is_refused_naming_operator_node_and_attribute() {
+    let err = without_attribute("svc_rbf_binary_proba", "SVMClassifier", "rho");
+    assert!(err.contains("SVMClassifier `SVMc`: attribute `rho` has 0 values, expected 1"), "{err}");
+    let err = without_attribute("svc_rbf_binary_proba", "SVMClassifier", "prob_b");
+    assert!(err.contains("`prob_a` / `prob_b` have 1 / 0 values, expected 1"), "{err}");
+    let err = without_attribute("rf_regressor", "TreeEnsembleRegressor", "nodes_treeids");
+    assert!(
+        err.contains("TreeEnsembleRegressor `TreeEnsembleRegressor`: attribute `nodes_treeids` is missing"),
+        "{err}"
+    );
+    let err = without_attribute("label_encoder_string_to_int", "LabelEncoder", "values_int64s");
+    assert!(err.contains("LabelEncoder ``: no values"), "{err}");
+}
+
 /// A registry version around a corpus model, with request features `f0..f5`.
 fn version_dir(model: &str, outputs: &str) -> tempfile::TempDir {
     use sha2::Digest;

@@ -115,7 +115,7 @@ impl Values {
 pub fn label_keys(a: &Attrs) -> Result<Keys, String> {
     if let Some(t) = a.tensor("keys_tensor")? {
         return match t.datum_type() {
-            DatumType::String => Ok(Keys::strings(strings(&t, "keys_tensor")?)),
+            DatumType::String => Ok(Keys::strings(a.tensor_strings("keys_tensor")?.unwrap_or_default())),
             dt if dt.is_integer() => Ok(Keys::Ints(a.tensor_i64("keys_tensor")?.unwrap_or_default())),
             _ => Ok(Keys::Floats(a.tensor_f64("keys_tensor")?.unwrap_or_default())),
         };
@@ -135,13 +135,12 @@ pub fn label_keys(a: &Attrs) -> Result<Keys, String> {
 
 /// A LabelEncoder's values and default, in the same two spellings as its keys.
 pub fn label_values(a: &Attrs) -> Result<Values, String> {
-    let default = a.tensor("default_tensor")?;
     if let Some(t) = a.tensor("values_tensor")? {
         return match t.datum_type() {
             DatumType::String => Ok(Values::Strings {
-                values: strings(&t, "values_tensor")?,
-                default: match &default {
-                    Some(d) => strings(d, "default_tensor")?.into_iter().next().unwrap_or_default(),
+                values: a.tensor_strings("values_tensor")?.unwrap_or_default(),
+                default: match a.tensor_strings("default_tensor")? {
+                    Some(d) => d.into_iter().next().unwrap_or_default(),
                     None => default_string(a),
                 },
             }),
@@ -180,7 +179,7 @@ pub fn label_values(a: &Attrs) -> Result<Values, String> {
 
 /// ONNX's default for an unknown key mapped to strings.
 fn default_string(a: &Attrs) -> String {
-    a.string("default_string").unwrap_or_else(|| "_Unused".into())
+    a.string_or("default_string", "_Unused")
 }
 
 /// A OneHotEncoder's categories: `cats_int64s` or `cats_strings`.
@@ -190,9 +189,4 @@ pub fn one_hot_cats(a: &Attrs) -> Result<Keys, String> {
         (_, Some(c)) if !c.is_empty() => Ok(Keys::strings(c)),
         _ => Err("no `cats_int64s` / `cats_strings`".into()),
     }
-}
-
-fn strings(t: &Tensor, name: &str) -> Result<Vec<String>, String> {
-    let view = t.try_as_plain_ram().map_err(|e| format!("attribute `{name}`: {e}"))?;
-    Ok(view.as_slice::<String>().map_err(|e| format!("attribute `{name}`: {e}"))?.to_vec())
 }

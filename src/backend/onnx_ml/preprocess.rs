@@ -11,7 +11,7 @@ use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use super::attrs::Attrs;
+use super::attrs::{Attrs, parse_node};
 use super::categories::{self, Keys, Values};
 
 pub fn register(reg: &mut OnnxOpRegister) {
@@ -42,8 +42,7 @@ fn build(
     node: &NodeProto,
     parse: fn(&Attrs) -> Result<Map, String>,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let map =
-        parse(&Attrs::new(ctx, node)).map_err(|e| format_err!("{} `{}`: {e}", node.op_type, node.name))?;
+    let map = parse_node(ctx, node, parse)?;
     let name = match &map {
         Map::Scale { .. } => "Scaler",
         Map::Impute { .. } => "Imputer",

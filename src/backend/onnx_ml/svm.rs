@@ -4,80 +4,49 @@
 //! String class labels: as for tree ensembles, the `label` output holds the index into
 //! `classlabels_strings`; the manifest's `labels` turns it back into the name.
 
-use tract_onnx::model::{OnnxOpRegister, ParsingContext};
-use tract_onnx::pb::NodeProto;
+use tract_onnx::model::OnnxOpRegister;
 use tract_onnx::tract_hir::internal::*;
 
-use super::attrs::Attrs;
+use super::attrs::{Attrs, parse_node};
 use super::scorer::{Scored, Scorer, ScorerOp};
-use crate::backend::post_transform::PostTransform;
 use crate::backend::svm::{Classifier, ClassifierSpec, Kernel, Regressor, RegressorSpec};
 
 pub fn register(reg: &mut OnnxOpRegister) {
-    reg.insert("SVMClassifier", |ctx, node| build(ctx, node, classifier));
-    reg.insert("SVMRegressor", |ctx, node| build(ctx, node, regressor));
-}
-
-fn build(
-    ctx: &ParsingContext,
-    node: &NodeProto,
-    parse: fn(&Attrs) -> Result<ScorerOp, String>,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let op =
-        parse(&Attrs::new(ctx, node)).map_err(|e| format_err!("{} `{}`: {e}", node.op_type, node.name))?;
-    Ok((expand(op), vec![]))
-}
-
-fn floats(a: &Attrs, name: &str) -> Vec<f64> {
-    a.floats(name).map(|v| v.iter().map(|&x| f64::from(x)).collect()).unwrap_or_default()
+    reg.insert("SVMClassifier", |ctx, node| Ok((expand(parse_node(ctx, node, classifier)?), vec![])));
+    reg.insert("SVMRegressor", |ctx, node| Ok((expand(parse_node(ctx, node, regressor)?), vec![])));
 }
 
 fn kernel(a: &Attrs) -> Result<Kernel, String> {
-    Kernel::parse(&a.string("kernel_type").unwrap_or_else(|| "LINEAR".into()), &floats(a, "kernel_params"))
-}
-
-fn post_transform(a: &Attrs) -> Result<PostTransform, String> {
-    PostTransform::parse(&a.string("post_transform").unwrap_or_else(|| "NONE".into()))
+    Kernel::parse(&a.string_or("kernel_type", "LINEAR"), &a.floats_f64("kernel_params"))
 }
 
 fn classifier(a: &Attrs) -> Result<ScorerOp, String> {
-    let labels = match (a.ints("classlabels_ints"), a.strings("classlabels_strings")) {
-        (Some(ints), _) if !ints.is_empty() => ints.to_vec(),
-        (_, Some(strings)) if !strings.is_empty() => (0..strings.len() as i64).collect(),
-        _ => return Err("no `classlabels_ints` / `classlabels_strings`".into()),
-    };
-    let vectors_per_class = a
-        .ints("vectors_per_class")
-        .unwrap_or_default()
-        .iter()
-        .map(|&n| usize::try_from(n).map_err(|_| format!("`vectors_per_class` holds {n}")))
-        .collect::<Result<Vec<_>, String>>()?;
+    let labels = a.class_labels("classlabels_ints")?;
     let model = Classifier::build(ClassifierSpec {
         n_classes: labels.len(),
         kernel: kernel(a)?,
-        vectors_per_class,
-        support_vectors: floats(a, "support_vectors"),
-        coefficients: floats(a, "coefficients"),
-        rho: floats(a, "rho"),
-        prob_a: floats(a, "prob_a"),
-        prob_b: floats(a, "prob_b"),
-        post_transform: post_transform(a)?,
+        vectors_per_class: a.counts("vectors_per_class")?,
+        support_vectors: a.floats_f64("support_vectors"),
+        coefficients: a.floats_f64("coefficients"),
+        rho: a.floats_f64("rho"),
+        prob_a: a.floats_f64("prob_a"),
+        prob_b: a.floats_f64("prob_b"),
+        post_transform: a.post_transform()?,
     })?;
     Ok(ScorerOp::new(Svc { model, labels }))
 }
 
 fn regressor(a: &Attrs) -> Result<ScorerOp, String> {
-    let n_supports = a.int("n_supports").unwrap_or(0);
     let model = Regressor::build(RegressorSpec {
         kernel: kernel(a)?,
-        n_supports: usize::try_from(n_supports).map_err(|_| format!("`n_supports` is {n_supports}"))?,
-        support_vectors: floats(a, "support_vectors"),
-        coefficients: floats(a, "coefficients"),
-        rho: floats(a, "rho"),
+        n_supports: a.count_or("n_supports", 0)?,
+        support_vectors: a.floats_f64("support_vectors"),
+        coefficients: a.floats_f64("coefficients"),
+        rho: a.floats_f64("rho"),
         one_class: a.int("one_class").unwrap_or(0) != 0,
     })?;
     // onnxruntime ignores the regressor's post_transform; refusing an unknown name still helps.
-    post_transform(a)?;
+    a.post_transform()?;
     Ok(ScorerOp::new(Svr(model)))
 }
 

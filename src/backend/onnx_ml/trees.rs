@@ -8,7 +8,7 @@ use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use super::attrs::Attrs;
+use super::attrs::{Attrs, parse_node, required, same_len};
 use super::scorer::{Scored, Scorer, ScorerOp};
 use crate::backend::trees::{Aggregate, Child, Ensemble, Mode, NodeSpec, PostTransform, Spec, Task, Vote};
 
@@ -30,53 +30,36 @@ fn build(
     node: &NodeProto,
     kind: Kind,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let attrs = Attrs::new(ctx, node);
-    let spec = match kind {
-        Kind::Opset5 => spec_v5(&attrs),
-        _ => spec_v1(&attrs, kind == Kind::Classifier),
-    }
-    .and_then(Ensemble::build)
-    .map_err(|e| format_err!("{} `{}`: {e}", node.op_type, node.name))?;
+    let spec = parse_node(ctx, node, |a| {
+        let spec = match kind {
+            Kind::Opset5 => spec_v5(a),
+            _ => spec_v1(a, kind == Kind::Classifier),
+        }?;
+        Ensemble::build(spec)
+    })?;
     let op = ScorerOp::new(Trees { ensemble: spec, classifier: kind == Kind::Classifier });
     Ok((expand(op), vec![]))
 }
 
-fn required<'a, T: ?Sized>(v: Option<&'a T>, name: &str) -> Result<&'a T, String> {
-    v.ok_or_else(|| format!("attribute `{name}` is missing"))
-}
-
-fn same_len(name: &str, len: usize, expected: usize) -> Result<(), String> {
-    if len == expected {
-        Ok(())
-    } else {
-        Err(format!("attribute `{name}` has {len} values, expected {expected}"))
-    }
-}
-
 fn spec_v1(a: &Attrs, classifier: bool) -> Result<Spec, String> {
     let task = if classifier {
-        let labels = match (a.ints("classlabels_int64s"), a.strings("classlabels_strings")) {
-            (Some(ints), _) if !ints.is_empty() => ints.to_vec(),
-            (_, Some(strings)) if !strings.is_empty() => (0..strings.len() as i64).collect(),
-            _ => return Err("no `classlabels_int64s` / `classlabels_strings`".into()),
-        };
-        Task::Classify { labels }
+        Task::Classify { labels: a.class_labels("classlabels_int64s")? }
     } else {
         Task::Regress
     };
     let n_targets = match &task {
         Task::Classify { labels } => labels.len(),
-        Task::Regress => usize::try_from(a.int("n_targets").unwrap_or(1)).map_err(|e| e.to_string())?,
+        Task::Regress => a.count_or("n_targets", 1)?,
     };
 
-    let trees = required(a.ints("nodes_treeids"), "nodes_treeids")?;
+    let trees = a.need_ints("nodes_treeids")?;
     let n = trees.len();
-    let ids = required(a.ints("nodes_nodeids"), "nodes_nodeids")?;
-    let features = required(a.ints("nodes_featureids"), "nodes_featureids")?;
-    let modes = a.strings("nodes_modes").ok_or("attribute `nodes_modes` is missing")?;
+    let ids = a.need_ints("nodes_nodeids")?;
+    let features = a.need_ints("nodes_featureids")?;
+    let modes = a.need_strings("nodes_modes")?;
     let values = a.floats_or_tensor("nodes_values")?.unwrap_or_else(|| vec![0.0; n]);
-    let yes = required(a.ints("nodes_truenodeids"), "nodes_truenodeids")?;
-    let no = required(a.ints("nodes_falsenodeids"), "nodes_falsenodeids")?;
+    let yes = a.need_ints("nodes_truenodeids")?;
+    let no = a.need_ints("nodes_falsenodeids")?;
     let missing = a.ints("nodes_missing_value_tracks_true").filter(|m| !m.is_empty());
     for (name, len) in [
         ("nodes_nodeids", ids.len()),
@@ -107,15 +90,13 @@ fn spec_v1(a: &Attrs, classifier: bool) -> Result<Spec, String> {
 
     let p = if classifier { "class" } else { "target" };
     let (vt, vn, vi) = (format!("{p}_treeids"), format!("{p}_nodeids"), format!("{p}_ids"));
-    let vote_trees = required(a.ints(&vt), &vt)?;
-    let vote_nodes = required(a.ints(&vn), &vn)?;
-    let vote_ids = required(a.ints(&vi), &vi)?;
-    let weights =
-        a.floats_or_tensor(&format!("{p}_weights"))?.ok_or(format!("attribute `{p}_weights` is missing"))?;
+    let vote_trees = a.need_ints(&vt)?;
+    let vote_nodes = a.need_ints(&vn)?;
+    let vote_ids = a.need_ints(&vi)?;
+    let vw = format!("{p}_weights");
+    let weights = required(a.floats_or_tensor(&vw)?, &vw)?;
     let m = vote_trees.len();
-    for (name, len) in
-        [(&vn, vote_nodes.len()), (&vi, vote_ids.len()), (&format!("{p}_weights"), weights.len())]
-    {
+    for (name, len) in [(&vn, vote_nodes.len()), (&vi, vote_ids.len()), (&vw, weights.len())] {
         same_len(name, len, m)?;
     }
     let votes = (0..m)
@@ -124,7 +105,7 @@ fn spec_v1(a: &Attrs, classifier: bool) -> Result<Spec, String> {
     let aggregate = if classifier {
         Aggregate::Sum
     } else {
-        Aggregate::parse(&a.string("aggregate_function").unwrap_or_else(|| "SUM".into()))?
+        Aggregate::parse(&a.string_or("aggregate_function", "SUM"))?
     };
     Ok(Spec {
         nodes,
@@ -132,21 +113,21 @@ fn spec_v1(a: &Attrs, classifier: bool) -> Result<Spec, String> {
         roots: None,
         n_targets,
         aggregate,
-        post_transform: PostTransform::parse(&a.string("post_transform").unwrap_or_else(|| "NONE".into()))?,
+        post_transform: a.post_transform()?,
         base_values: a.floats_or_tensor("base_values")?.unwrap_or_default(),
         task,
     })
 }
 
 fn spec_v5(a: &Attrs) -> Result<Spec, String> {
-    let features = required(a.ints("nodes_featureids"), "nodes_featureids")?;
+    let features = a.need_ints("nodes_featureids")?;
     let n = features.len();
-    let splits = a.tensor_f64("nodes_splits")?.ok_or("attribute `nodes_splits` is missing")?;
-    let modes = a.tensor_i64("nodes_modes")?.ok_or("attribute `nodes_modes` is missing")?;
-    let yes = required(a.ints("nodes_truenodeids"), "nodes_truenodeids")?;
-    let no = required(a.ints("nodes_falsenodeids"), "nodes_falsenodeids")?;
-    let yes_leaf = required(a.ints("nodes_trueleafs"), "nodes_trueleafs")?;
-    let no_leaf = required(a.ints("nodes_falseleafs"), "nodes_falseleafs")?;
+    let splits = required(a.tensor_f64("nodes_splits")?, "nodes_splits")?;
+    let modes = required(a.tensor_i64("nodes_modes")?, "nodes_modes")?;
+    let yes = a.need_ints("nodes_truenodeids")?;
+    let no = a.need_ints("nodes_falsenodeids")?;
+    let yes_leaf = a.need_ints("nodes_trueleafs")?;
+    let no_leaf = a.need_ints("nodes_falseleafs")?;
     let missing = a.ints("nodes_missing_value_tracks_true").filter(|m| !m.is_empty());
     for (name, len) in [
         ("nodes_splits", splits.len()),
@@ -183,8 +164,8 @@ fn spec_v5(a: &Attrs) -> Result<Spec, String> {
             missing_goes_yes: missing.is_some_and(|m| m[i] != 0),
         });
     }
-    let targets = required(a.ints("leaf_targetids"), "leaf_targetids")?;
-    let weights = a.tensor_f64("leaf_weights")?.ok_or("attribute `leaf_weights` is missing")?;
+    let targets = a.need_ints("leaf_targetids")?;
+    let weights = required(a.tensor_f64("leaf_weights")?, "leaf_weights")?;
     same_len("leaf_weights", weights.len(), targets.len())?;
     let votes = (0..targets.len())
         .map(|i| Vote { tree: -1, leaf: i as i64, target: targets[i], weight: weights[i] })
@@ -192,8 +173,8 @@ fn spec_v5(a: &Attrs) -> Result<Spec, String> {
     Ok(Spec {
         nodes,
         votes,
-        roots: Some(required(a.ints("tree_roots"), "tree_roots")?.to_vec()),
-        n_targets: usize::try_from(a.int("n_targets").unwrap_or(1)).map_err(|e| e.to_string())?,
+        roots: Some(a.need_ints("tree_roots")?.to_vec()),
+        n_targets: a.count_or("n_targets", 1)?,
         aggregate: Aggregate::from_code(a.int("aggregate_function").unwrap_or(1))?,
         post_transform: PostTransform::from_code(a.int("post_transform").unwrap_or(0))?,
         base_values: Vec::new(),
