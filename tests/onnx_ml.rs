@@ -65,6 +65,15 @@ fn check(case: &Case, name: &str, got: &Tensor, first: usize) {
     let want = &case.golden["outputs"][name];
     let at = |i: usize| format!("{}: output `{name}` row {}", case.name, first + i / got.row_width().max(1));
     let rows = got.shape.first().copied().unwrap_or(1);
+    if let Some(shape) = want["shape"].as_array() {
+        let want_dims: Vec<usize> = shape[1..].iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        assert_eq!(
+            got.shape.get(1..).unwrap_or_default(),
+            want_dims.as_slice(),
+            "{}: output `{name}` shape",
+            case.name
+        );
+    }
     match want["kind"].as_str().unwrap() {
         "float" => {
             let width: usize =

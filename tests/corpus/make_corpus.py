@@ -431,6 +431,24 @@ def svm_models() -> None:
     write("svm_linear_form_binary", linear_svm_classifier(LinearSVC(random_state=SEED).fit(Xb, yb)), Xb)
     write("svr_linear_form", linear_svm_regressor(LinearSVR(random_state=SEED).fit(Xr, yr)), Xr,
           note="n_supports = 0: coefficients are LinearSVR's weights")
+    write("array_feature_extractor_shapes", array_feature_extractor_shapes(), Xm,
+          note="the graphs skl2onnx appends to SVC index with scalars")
+
+
+def array_feature_extractor_shapes() -> onnx.ModelProto:
+    """ArrayFeatureExtractor with a scalar index and a 2-D index tensor: onnxruntime keeps
+    the last axis ([N, 1]) and flattens the indices ([N, 4])."""
+    F = onnx.TensorProto.FLOAT
+    nodes = [helper.make_node("ArrayFeatureExtractor", ["input", "one"], ["column"], domain="ai.onnx.ml"),
+             helper.make_node("ArrayFeatureExtractor", ["input", "grid"], ["columns"], domain="ai.onnx.ml")]
+    graph = helper.make_graph(
+        nodes, "afe", [helper.make_tensor_value_info("input", F, [None, N_FEATURES])],
+        [helper.make_tensor_value_info("column", F, [None, 1]),
+         helper.make_tensor_value_info("columns", F, [None, 4])],
+        initializer=[numpy_helper.from_array(np.array(4, dtype=np.int64), "one"),
+                     numpy_helper.from_array(np.array([[5, 0], [2, 2]], dtype=np.int64), "grid")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                   helper.make_opsetid("ai.onnx.ml", 1)])
 
 
 def write_refused() -> None:
