@@ -1,6 +1,7 @@
 //! Every model of the ONNX-ML corpus (tests/corpus, made by make_corpus.py) through the
 //! tract backend, on its golden rows, batched and one row at a time: outputs within 1e-5
-//! of onnxruntime (relative above 1), labels exactly.
+//! of onnxruntime (relative above 1), labels exactly. Models whose input holds strings or
+//! int64 run through our tract register directly, as the server feeds float32 only.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -9,16 +10,27 @@ use fti_serve::backend::tract::TractBackend;
 use fti_serve::backend::{Backend, Tensor, TensorData};
 use serde_json::Value;
 
-fn corpus() -> Vec<PathBuf> {
+/// The corpus models with float32 input (`typed = false`) or string/int64 input.
+fn models(typed: bool) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("golden.json").is_file())
+        .filter(|p| read_golden(p).get("input_dtype").is_some() == typed)
         .collect();
     dirs.sort();
+    dirs
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let dirs = models(false);
     assert!(dirs.len() >= 20, "the corpus has {} models", dirs.len());
     dirs
+}
+
+fn read_golden(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap()
 }
 
 struct Case {
@@ -30,7 +42,7 @@ struct Case {
 
 fn load(dir: &Path) -> Case {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let golden: Value = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let golden = read_golden(dir);
     let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
     let width = golden["width"].as_u64().unwrap() as usize;
     let backend = TractBackend::load(&bytes, golden["input"].as_str().unwrap(), width)
@@ -53,6 +65,15 @@ fn check(case: &Case, name: &str, got: &Tensor, first: usize) {
     let want = &case.golden["outputs"][name];
     let at = |i: usize| format!("{}: output `{name}` row {}", case.name, first + i / got.row_width().max(1));
     let rows = got.shape.first().copied().unwrap_or(1);
+    if let Some(shape) = want["shape"].as_array() {
+        let want_dims: Vec<usize> = shape[1..].iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        assert_eq!(
+            got.shape.get(1..).unwrap_or_default(),
+            want_dims.as_slice(),
+            "{}: output `{name}` shape",
+            case.name
+        );
+    }
     match want["kind"].as_str().unwrap() {
         "float" => {
             let width: usize =
@@ -122,12 +143,11 @@ fn run_case(case: &Case) {
     }
 }
 
-#[test]
-fn every_corpus_model_matches_onnxruntime() {
+/// Runs `case` on every model, then fails once, listing every model that differs.
+fn each_model(dirs: &[PathBuf], case: impl Fn(&Path) + std::panic::RefUnwindSafe) {
     let mut failures = Vec::new();
-    let dirs = corpus();
-    for dir in &dirs {
-        let result = std::panic::catch_unwind(|| run_case(&load(dir)));
+    for dir in dirs {
+        let result = std::panic::catch_unwind(|| case(dir));
         if let Err(e) = result {
             let msg = e
                 .downcast_ref::<String>()
@@ -146,6 +166,18 @@ fn every_corpus_model_matches_onnxruntime() {
 }
 
 #[test]
+fn every_corpus_model_matches_onnxruntime() {
+    each_model(&corpus(), |dir| run_case(&load(dir)));
+}
+
+#[test]
+fn string_and_int64_input_models_match_onnxruntime() {
+    let dirs = models(true);
+    assert!(dirs.len() >= 7, "{} string/int64 models", dirs.len());
+    each_model(&dirs, typed::run);
+}
+
+#[test]
 fn golden_rows_cover_nan_and_split_thresholds() {
     let case = load(&corpus().into_iter().find(|d| d.ends_with("lgbm_binary")).unwrap());
     assert!(case.rows.iter().any(|r| r.iter().any(|v| v.is_nan())), "no NaN rows");
@@ -154,13 +186,52 @@ fn golden_rows_cover_nan_and_split_thresholds() {
 
 #[test]
 fn an_unsupported_operator_is_refused_by_name() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/refused/svm_classifier.onnx");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/refused/feature_vectorizer.onnx");
     let bytes = std::fs::read(path).unwrap();
     let err = TractBackend::load(&bytes, "input", 6).unwrap_err().to_string();
     assert!(
-        err.contains("operator `SVMClassifier` (ai.onnx.ml) is not supported by the tract backend"),
+        err.contains("operator `FeatureVectorizer` (ai.onnx.ml) is not supported by the tract backend"),
         "{err}"
     );
+}
+
+#[test]
+fn an_svm_refuses_an_input_of_another_width_at_load() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/svc_rbf_binary_proba/model.onnx");
+    let bytes = std::fs::read(path).unwrap();
+    let err = TractBackend::load(&bytes, "input", 5).unwrap_err().to_string();
+    assert!(err.contains("does the graph's input take 5 columns"), "{err}");
+}
+
+/// A corpus model with one attribute of its first `op` node removed, built by our register.
+fn without_attribute(model: &str, op: &str, attribute: &str) -> String {
+    use tract_onnx::prelude::Framework;
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(model).join("model.onnx"),
+    )
+    .unwrap();
+    let framework = fti_serve::backend::onnx_ml::onnx();
+    let mut proto = framework.proto_model_for_read(&mut &bytes[..]).unwrap();
+    let node = proto.graph.as_mut().unwrap().node.iter_mut().find(|n| n.op_type == op).unwrap();
+    let before = node.attribute.len();
+    node.attribute.retain(|a| a.name != attribute);
+    assert_eq!(node.attribute.len(), before - 1, "{model} has no `{attribute}`");
+    format!("{:#}", framework.model_for_proto_model(&proto).unwrap_err())
+}
+
+#[test]
+fn a_broken_node_is_refused_naming_operator_node_and_attribute() {
+    let err = without_attribute("svc_rbf_binary_proba", "SVMClassifier", "rho");
+    assert!(err.contains("SVMClassifier `SVMc`: attribute `rho` has 0 values, expected 1"), "{err}");
+    let err = without_attribute("svc_rbf_binary_proba", "SVMClassifier", "prob_b");
+    assert!(err.contains("`prob_a` / `prob_b` have 1 / 0 values, expected 1"), "{err}");
+    let err = without_attribute("rf_regressor", "TreeEnsembleRegressor", "nodes_treeids");
+    assert!(
+        err.contains("TreeEnsembleRegressor `TreeEnsembleRegressor`: attribute `nodes_treeids` is missing"),
+        "{err}"
+    );
+    let err = without_attribute("label_encoder_string_to_int", "LabelEncoder", "values_int64s");
+    assert!(err.contains("LabelEncoder ``: no values"), "{err}");
 }
 
 /// A registry version around a corpus model, with request features `f0..f5`.
@@ -229,4 +300,89 @@ fn a_map_output_needs_one_label_per_class() {
 
 fn load_case(name: &str) -> Case {
     load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(name))
+}
+
+/// String and int64 inputs, fed to a plan built from `onnx_ml::onnx()` with a symbolic batch.
+mod typed {
+    use std::path::Path;
+
+    use serde_json::Value;
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_hir::internal::tract_ndarray::{ArrayD, IxDyn};
+
+    pub fn run(dir: &Path) {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let golden = super::read_golden(dir);
+        let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
+        let framework = fti_serve::backend::onnx_ml::onnx();
+        let mut model = framework.model_for_read(&mut &bytes[..]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let strings = golden["input_dtype"] == "string";
+        let rank1 = golden["input_rank"] == 1;
+        let width = golden["width"].as_u64().unwrap() as usize;
+        let batch = model.sym("batch").to_dim();
+        let shape = if rank1 { tvec![batch] } else { tvec![batch, width.to_dim()] };
+        let dt = if strings { String::datum_type() } else { i64::datum_type() };
+        model.set_input_fact(0, InferenceFact::dt_shape(dt, shape)).unwrap();
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+
+        let rows: Vec<&Value> = golden["rows"].as_array().unwrap().iter().collect();
+        let input = |rows: &[&Value]| -> Tensor {
+            let values: Vec<&Value> = rows.iter().flat_map(|r| r.as_array().unwrap()).collect();
+            let shape: Vec<usize> = if rank1 { vec![rows.len()] } else { vec![rows.len(), width] };
+            if strings {
+                let v: Vec<String> = values.iter().map(|v| v.as_str().unwrap().to_string()).collect();
+                ArrayD::from_shape_vec(IxDyn(&shape), v).unwrap().into()
+            } else {
+                let v: Vec<i64> = values.iter().map(|v| v.as_i64().unwrap()).collect();
+                Tensor::from_shape(&shape, &v).unwrap()
+            }
+        };
+        let outputs = golden["outputs"].as_object().unwrap();
+        let got = plan.run(tvec![input(&rows).into()]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert_eq!(got.len(), outputs.len(), "{name}: outputs");
+        for ((out, want), got) in outputs.iter().zip(&got) {
+            let shape: Vec<usize> =
+                want["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            assert_eq!(got.shape(), shape.as_slice(), "{name}: output `{out}` shape");
+            compare(&format!("{name}: output `{out}`"), got, want, 0);
+        }
+        for r in 0..rows.len() {
+            let got = plan.run(tvec![input(&rows[r..=r]).into()]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            for ((out, want), got) in outputs.iter().zip(&got) {
+                compare(&format!("{name}: output `{out}` row {r}"), got, want, r);
+            }
+        }
+    }
+
+    /// Compares `got` with the golden `want` from row `first` on.
+    fn compare(at: &str, got: &TValue, want: &Value, first: usize) {
+        let per_row: usize = got.shape().iter().skip(1).product();
+        let data = &want["data"].as_array().unwrap()[first * per_row..];
+        match want["kind"].as_str().unwrap() {
+            "float" => {
+                let got = got.cast_to::<f64>().unwrap();
+                let got = got.to_plain_array_view::<f64>().unwrap();
+                for (i, (g, w)) in got.iter().zip(data).enumerate() {
+                    let w = w.as_f64().unwrap_or(f64::NAN);
+                    assert!(super::close(*g, w), "{at} element {i}: got {g} want {w}");
+                }
+            }
+            "int" => {
+                let got = got.to_plain_array_view::<i64>().unwrap_or_else(|e| panic!("{at}: {e}"));
+                for (i, (g, w)) in got.iter().zip(data).enumerate() {
+                    assert_eq!(*g, w.as_i64().unwrap(), "{at} element {i}");
+                }
+            }
+            "string" => {
+                let got = got.to_plain_array_view::<String>().unwrap_or_else(|e| panic!("{at}: {e}"));
+                for (i, (g, w)) in got.iter().zip(data).enumerate() {
+                    assert_eq!(g, w.as_str().unwrap(), "{at} element {i}");
+                }
+            }
+            other => panic!("{at}: unknown kind {other}"),
+        }
+    }
 }

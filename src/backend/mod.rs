@@ -1,11 +1,14 @@
 //! Model execution behind one sync trait. Implementations: [`tract`] (pure Rust, the
 //! default), extended with the ai.onnx.ml operators of [`onnx_ml`], whose tree ensembles
-//! run on our own engine, [`trees`]; and [`ort`] (ONNX Runtime, loaded at run time).
+//! and SVMs run on our own engines, [`trees`] and [`svm`]; and [`ort`] (ONNX Runtime,
+//! loaded at run time). [`post_transform`] holds the score transforms both engines share.
 //! Backends are sync because inference is CPU-bound: the caller decides whether a call
 //! runs inline or on the blocking pool.
 
 pub mod onnx_ml;
 pub mod ort;
+pub mod post_transform;
+pub mod svm;
 pub mod tract;
 pub mod trees;
 

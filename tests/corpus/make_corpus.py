@@ -2,7 +2,11 @@
 """Build the ONNX-ML test corpus: small models from the usual exporters, with onnxruntime
 reference outputs on golden rows (tests/onnx_ml.rs checks the tract backend against them).
 
-    /work/main/.venv/bin/python tests/corpus/make_corpus.py   # pins: requirements.txt here
+    /work/main/.venv/bin/python tests/corpus/make_corpus.py            # everything
+    /work/main/.venv/bin/python tests/corpus/make_corpus.py 'svc_*' refused  # some (globs)
+
+Pins: requirements.txt here. Naming models regenerates only those, so the committed
+files of the others stay byte-identical.
 
 Each model lands in tests/corpus/<name>/{model.onnx, golden.json}. golden.json holds the
 input name and width, the rows (null = NaN), the class labels when the model has them,
@@ -13,6 +17,7 @@ Python: everything this script writes is committed.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import shutil
@@ -30,6 +35,11 @@ N_FEATURES = 6
 SKL_OPSET = {"": 13, "ai.onnx.ml": 1}
 SKL_OPSET_ML3 = {"": 13, "ai.onnx.ml": 3}
 ONNXMLTOOLS_OPSET = 15
+ONLY: list[str] = []  # globs from the command line; empty = every model
+
+
+def selected(name: str) -> bool:
+    return not ONLY or any(fnmatch.fnmatch(name, g) for g in ONLY)
 
 
 # ----------------------------------------------------------------------------- data
@@ -135,13 +145,29 @@ def class_labels(model: onnx.ModelProto):
 
 def write(name: str, model: onnx.ModelProto, X: np.ndarray, nan_rows: bool = True,
           note: str = "") -> None:
+    if selected(name):
+        save(name, model, golden_rows(model, X, nan_rows), note)
+
+
+def write_columns(name: str, model: onnx.ModelProto, rows: list, note: str = "") -> None:
+    """A model whose input holds strings or int64 (the server feeds float32 only; the test
+    runs these at the tract level). `rows` are given as they are; a rank-1 input takes one
+    value per row."""
+    if not selected(name):
+        return
+    t = model.graph.input[0].type.tensor_type
+    dtype = {onnx.TensorProto.STRING: object, onnx.TensorProto.INT64: np.int64}[t.elem_type]
+    R = np.array(rows, dtype=dtype)
+    save(name, model, R.reshape(-1) if len(t.shape.dim) == 1 else R, note)
+
+
+def save(name: str, model: onnx.ModelProto, R: np.ndarray, note: str) -> None:
     d = HERE / name
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
     onnx.checker.check_model(model)
     (d / "model.onnx").write_bytes(model.SerializeToString())
-    R = golden_rows(model, X, nan_rows)
     s = sess(model)
     inp = s.get_inputs()[0].name
     names = [o.name for o in s.get_outputs()]
@@ -155,16 +181,17 @@ def write(name: str, model: onnx.ModelProto, X: np.ndarray, nan_rows: bool = Tru
             kind = "string" if v.dtype.kind in "OUS" else ("int" if v.dtype.kind in "iu" else "float")
             outputs[o] = {"kind": kind, "shape": list(v.shape), "data": jsonable(v.reshape(-1).tolist())}
     ops = sorted({f"{n.domain or 'ai.onnx'}:{n.op_type}" for n in model.graph.node})
-    golden = {
-        "note": note,
-        "input": inp,
-        "width": int(R.shape[1]),
+    golden = {"note": note, "input": inp, "width": int(R.shape[1]) if R.ndim == 2 else 1}
+    if R.dtype != np.float32:
+        golden["input_dtype"] = "string" if R.dtype == object else "int64"
+        golden["input_rank"] = R.ndim
+    golden.update({
         "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import},
         "operators": ops,
         "class_labels": class_labels(model),
-        "rows": jsonable(R.tolist()),
+        "rows": jsonable(R.reshape(len(R), -1).tolist()),
         "outputs": outputs,
-    }
+    })
     (d / "golden.json").write_text(json.dumps(golden, indent=1) + "\n")
     print(f"{name:28s} {len(model.SerializeToString()) / 1024:7.1f} KB  {', '.join(ops)}")
 
@@ -293,6 +320,215 @@ def to_tree_ensemble_v5(model: onnx.ModelProto, member_feature: int) -> onnx.Mod
     return m
 
 
+# ----------------------------------------------------------------------------- SVMs
+
+def single_node(op: str, attrs: dict, outputs: list, input_type: int = onnx.TensorProto.FLOAT,
+                input_shape: tuple = (None, N_FEATURES), ml_opset: int = 1) -> onnx.ModelProto:
+    """A graph of one ai.onnx.ml node reading `input`; `outputs` are (name, elem_type,
+    shape) triples."""
+    node = helper.make_node(op, ["input"], [o[0] for o in outputs], domain="ai.onnx.ml", **attrs)
+    graph = helper.make_graph(
+        [node], op.lower(), [helper.make_tensor_value_info("input", input_type, list(input_shape))],
+        [helper.make_tensor_value_info(*o) for o in outputs])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                   helper.make_opsetid("ai.onnx.ml", ml_opset)])
+
+
+def with_svm_attrs(model: onnx.ModelProto, **attrs) -> onnx.ModelProto:
+    """The same model with some attributes of its SVM node set (added or replaced)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    node = next(n for n in m.graph.node if n.op_type.startswith("SVM"))
+    keep = [a for a in node.attribute if a.name not in attrs]
+    del node.attribute[:]
+    node.attribute.extend(keep + [helper.make_attribute(k, v) for k, v in attrs.items()])
+    return m
+
+
+def pairwise_scores_shape(model: onnx.ModelProto, n_classes: int) -> onnx.ModelProto:
+    """skl2onnx declares the ovo scores as [N, n_classes]; there is one per class pair."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    m.graph.output[1].type.tensor_type.shape.dim[1].dim_value = n_classes * (n_classes - 1) // 2
+    return m
+
+
+def linear_svm_classifier(est) -> onnx.ModelProto:
+    """LinearSVC's weights as an SVMClassifier without support vectors (skl2onnx exports
+    LinearSVC as LinearClassifier). Two classes get the rows [-w, w]."""
+    W, b = est.coef_, est.intercept_
+    if W.shape[0] == 1:
+        W, b = np.vstack([-W, W]), np.array([-b[0], b[0]])
+    c = len(est.classes_)
+    attrs = dict(classlabels_ints=[int(x) for x in est.classes_], kernel_type="LINEAR",
+                 kernel_params=[0.0, 0.0, 0.0], coefficients=W.astype(np.float32).ravel().tolist(),
+                 rho=b.astype(np.float32).tolist(), post_transform="NONE")
+    return single_node("SVMClassifier", attrs, [("label", onnx.TensorProto.INT64, [None]),
+                                                ("probabilities", onnx.TensorProto.FLOAT, [None, c])])
+
+
+def linear_svm_regressor(est) -> onnx.ModelProto:
+    """LinearSVR's weights as an SVMRegressor without support vectors (n_supports = 0)."""
+    attrs = dict(kernel_type="LINEAR", kernel_params=[0.0, 0.0, 0.0], n_supports=0,
+                 coefficients=est.coef_.astype(np.float32).ravel().tolist(),
+                 rho=[float(np.float32(est.intercept_[0]))], post_transform="NONE")
+    return single_node("SVMRegressor", attrs, [("variable", onnx.TensorProto.FLOAT, [None, 1])])
+
+
+def svm_models() -> None:
+    """SVC in every kernel, with and without probabilities, binary, 3 and 4 classes; SVR,
+    NuSVR, OneClassSVM; the linear form from LinearSVC/LinearSVR weights (skl2onnx exports
+    those as LinearClassifier/LinearRegressor); post_transform and one_class variants.
+    Trained on 120 rows: few support vectors keep the files small and onnxruntime's f32
+    sums close to exact."""
+    import warnings
+
+    from sklearn.svm import SVC, SVR, LinearSVC, LinearSVR, NuSVR, OneClassSVM
+
+    # scikit-learn 1.9 deprecates SVC(probability=True) (removal in 1.11); the pins keep it.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+    Xb, yb = dataset(2)
+    Xm, ym = dataset(3)
+    X4, y4 = dataset(4)
+    Xr, yr = dataset(0, regression=True)
+    names = np.array(["low", "mid", "high"])
+    n = 120
+
+    def svc(X, y, **kw):
+        return SVC(random_state=SEED, **kw).fit(X[:n], y[:n])
+
+    plain = {"zipmap": False}
+    linear_binary = skl(svc(Xb, yb, kernel="linear"), Xb, extra=plain)
+    write("svc_linear_binary", linear_binary, Xb, note="binary scores are [-d, d]")
+    write("svc_linear_binary_logistic", with_svm_attrs(linear_binary, post_transform="LOGISTIC"), Xb,
+          note="post_transform LOGISTIC on the binary layout")
+    write("svc_rbf_binary_proba", skl(svc(Xb, yb, probability=True), Xb), Xb,
+          note="Platt scaling, coupled for two classes too")
+    write("svc_poly_multiclass", skl(svc(Xm, ym, kernel="poly", degree=2, coef0=1.0), Xm, extra=plain),
+          Xm, note="pairwise decisions, then skl2onnx's ovr graph")
+    multi_proba = skl(svc(Xm, ym, kernel="sigmoid", gamma=0.05, probability=True), Xm)
+    write("svc_sigmoid_multiclass_proba", multi_proba, Xm, note="pairwise coupling")
+    write("svc_sigmoid_multiclass_proba_softmax", with_svm_attrs(multi_proba, post_transform="SOFTMAX"),
+          Xm, note="post_transform SOFTMAX on coupled probabilities")
+    write("svc_rbf_multiclass_proba_strings", skl(svc(Xm, names[ym], probability=True), Xm), Xm,
+          note="string class labels")
+    write("svc_rbf_4class_ovo",
+          pairwise_scores_shape(skl(svc(X4, y4, decision_function_shape="ovo"), X4, extra=plain), 4),
+          X4, note="6 pairwise decisions as the scores")
+
+    write("svr_rbf", skl(SVR(C=3.0).fit(Xr[:n], yr[:n]), Xr), Xr)
+    write("svr_linear", skl(SVR(kernel="linear").fit(Xr[:n], yr[:n]), Xr), Xr)
+    write("nusvr_poly", skl(NuSVR(kernel="poly", degree=2, coef0=1.0).fit(Xr[:n], yr[:n]), Xr), Xr)
+    oneclass = skl(OneClassSVM(gamma=0.1).fit(Xr[:n]), Xr)
+    # The graph casts Sign(decision) to int64: NaN rows would test the cast of NaN, which
+    # is undefined (onnxruntime INT64_MIN, tract 0).
+    write("oneclass_svm", oneclass, Xr, nan_rows=False, note="SVMRegressor decision, Sign in the graph")
+    write("oneclass_svm_one_class", with_svm_attrs(oneclass, one_class=1), Xr,
+          note="one_class = 1: the node itself answers 1 or -1")
+
+    write("svm_linear_form_multiclass", linear_svm_classifier(LinearSVC(random_state=SEED).fit(Xm, ym)),
+          Xm, note="no support vectors: coefficients are class weights (LinearSVC's)")
+    write("svm_linear_form_binary", linear_svm_classifier(LinearSVC(random_state=SEED).fit(Xb, yb)), Xb)
+    write("svr_linear_form", linear_svm_regressor(LinearSVR(random_state=SEED).fit(Xr, yr)), Xr,
+          note="n_supports = 0: coefficients are LinearSVR's weights")
+    write("array_feature_extractor_shapes", array_feature_extractor_shapes(), Xm,
+          note="the graphs skl2onnx appends to SVC index with scalars")
+
+
+def array_feature_extractor_shapes() -> onnx.ModelProto:
+    """ArrayFeatureExtractor with a scalar index and a 2-D index tensor: onnxruntime keeps
+    the last axis ([N, 1]) and flattens the indices ([N, 4])."""
+    F = onnx.TensorProto.FLOAT
+    nodes = [helper.make_node("ArrayFeatureExtractor", ["input", "one"], ["column"], domain="ai.onnx.ml"),
+             helper.make_node("ArrayFeatureExtractor", ["input", "grid"], ["columns"], domain="ai.onnx.ml")]
+    graph = helper.make_graph(
+        nodes, "afe", [helper.make_tensor_value_info("input", F, [None, N_FEATURES])],
+        [helper.make_tensor_value_info("column", F, [None, 1]),
+         helper.make_tensor_value_info("columns", F, [None, 4])],
+        initializer=[numpy_helper.from_array(np.array(4, dtype=np.int64), "one"),
+                     numpy_helper.from_array(np.array([[5, 0], [2, 2]], dtype=np.int64), "grid")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                   helper.make_opsetid("ai.onnx.ml", 1)])
+
+
+def write_refused() -> None:
+    """A model the tract backend must refuse, naming the operator: FeatureVectorizer is
+    not implemented (nothing we serve exports it)."""
+    refused = HERE / "refused"
+    refused.mkdir(exist_ok=True)
+    model = single_node("FeatureVectorizer", dict(inputdimensions=[N_FEATURES]),
+                        [("output", onnx.TensorProto.FLOAT, [None, N_FEATURES])])
+    onnx.checker.check_model(model)
+    (refused / "feature_vectorizer.onnx").write_bytes(model.SerializeToString())
+
+
+# ----------------------------------------------------------------------------- strings
+
+STRING_ROWS = [["red", "s"], ["green", "m"], ["blue", "l"], ["green", "s"], ["red", "xl"],
+               ["blue", "m"], ["purple", "m"], ["", "s"], ["red", ""], ["Red", "L"],
+               ["green", "l"], ["blue", "xl"]]
+
+
+def string_models() -> None:
+    """String columns: scikit-learn's OneHotEncoder and OrdinalEncoder as skl2onnx exports
+    them (OneHotEncoder `cats_strings`, LabelEncoder string -> int64), and hand-built
+    LabelEncoders for the other directions (int64 -> string, string -> float, string ->
+    string) and the opset 4 tensor attributes. Rows include unknown categories, the empty
+    string and a case variant."""
+    from skl2onnx.common.data_types import StringTensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    S, I, F = onnx.TensorProto.STRING, onnx.TensorProto.INT64, onnx.TensorProto.FLOAT
+    rng = np.random.default_rng(SEED)
+    colors, sizes = np.array(["red", "green", "blue"]), np.array(["s", "m", "l", "xl"])
+    X = np.stack([colors[rng.integers(0, 3, 200)], sizes[rng.integers(0, 4, 200)]], axis=1).astype(object)
+    y = ((X[:, 0] == "red") ^ (X[:, 1] == "l")).astype(np.int64)
+
+    def skl_strings(model):
+        from skl2onnx import to_onnx
+        options = {id(model.steps[-1][1]): {"zipmap": False}} if hasattr(model, "steps") else None
+        return to_onnx(model, initial_types=[("input", StringTensorType([None, 2]))],
+                       target_opset={"": 13, "ai.onnx.ml": 2}, options=options)
+
+    write_columns("ohe_strings_logreg",
+                  skl_strings(Pipeline([("ohe", OneHotEncoder(handle_unknown="ignore")),
+                                        ("clf", LogisticRegression())]).fit(X, y)),
+                  STRING_ROWS, note="OneHotEncoder cats_strings on two string columns + LogisticRegression")
+    write_columns("ordinal_strings",
+                  skl_strings(OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1).fit(X)),
+                  STRING_ROWS, note="LabelEncoder keys_strings -> values_int64s, unknown -> -1")
+
+    keys = ["red", "green", "blue"]
+    write_columns("label_encoder_string_to_int",
+                  single_node("LabelEncoder", dict(keys_strings=keys, values_int64s=[7, 8, 9],
+                                                   default_int64=-7),
+                              [("y", I, [None, 2])], S, (None, 2), ml_opset=2),
+                  STRING_ROWS)
+    write_columns("label_encoder_string_to_float",
+                  single_node("LabelEncoder", dict(keys_strings=keys, values_floats=[0.25, -1.5, 3.0],
+                                                   default_float=0.5),
+                              [("y", F, [None, 2])], S, (None, 2), ml_opset=2),
+                  STRING_ROWS)
+    write_columns("label_encoder_string_to_string",
+                  single_node("LabelEncoder", dict(keys_strings=keys + ["s"], values_strings=["R", "G", "B", "S"]),
+                              [("y", S, [None, 2])], S, (None, 2), ml_opset=2),
+                  STRING_ROWS, note="no default_string: '_Unused'")
+    write_columns("label_encoder_int_to_string",
+                  single_node("LabelEncoder", dict(keys_int64s=[1, 2, 3, -4], values_strings=["one", "two", "three", "minus four"],
+                                                   default_string="other"),
+                              [("y", S, [None])], I, (None,), ml_opset=2),
+                  [[1], [2], [3], [-4], [0], [4], [9_007_199_254_740_993], [-1]], note="rank-1 int64 input")
+    write_columns("label_encoder_v4_tensors",
+                  single_node("LabelEncoder", dict(
+                      keys_tensor=helper.make_tensor("keys_tensor", S, [3], [k.encode() for k in keys]),
+                      values_tensor=numpy_helper.from_array(np.array([10, 20, 30], dtype=np.int64), "values_tensor"),
+                      default_tensor=numpy_helper.from_array(np.array([-99], dtype=np.int64), "default_tensor")),
+                      [("y", I, [None, 2])], S, (None, 2), ml_opset=4),
+                  STRING_ROWS, note="ai.onnx.ml opset 4 keys_tensor / values_tensor / default_tensor")
+
+
 # ----------------------------------------------------------------------------- corpus
 
 def main() -> None:
@@ -380,12 +616,11 @@ def main() -> None:
                         ("dt", DecisionTreeRegressor(max_depth=4, random_state=SEED))]).fit(Xr, yr), Xr),
           Xr, nan_rows=False)
 
-    # A model the tract backend must refuse, naming the operator (SVM is not implemented).
-    from sklearn.svm import SVC
-    refused = HERE / "refused"
-    refused.mkdir(exist_ok=True)
-    svm = skl(SVC(probability=False).fit(Xb[:200], yb[:200]), Xb)
-    (refused / "svm_classifier.onnx").write_bytes(svm.SerializeToString())
+    if selected("refused"):
+        write_refused()
+
+    svm_models()
+    string_models()
 
     try:
         import xgboost as xgb
@@ -399,4 +634,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    ONLY.extend(sys.argv[1:])
     main()

@@ -7,6 +7,8 @@ use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::{AttributeProto, NodeProto};
 use tract_onnx::tract_hir::internal::*;
 
+use super::attrs::Attrs;
+
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("LinearClassifier", linear_classifier);
 }
@@ -19,8 +21,7 @@ fn linear_classifier(
     let Some(tract_builder) = tract_onnx::onnx().op_register.0.get("LinearClassifier").copied() else {
         bail!("tract has no LinearClassifier");
     };
-    let strings =
-        node.attribute.iter().find(|a| a.name == "classlabels_strings").map_or(0, |a| a.strings.len());
+    let strings = Attrs::new(ctx, node).strings("classlabels_strings").map_or(0, |s| s.len());
     if strings == 0 {
         return tract_builder(ctx, node);
     }

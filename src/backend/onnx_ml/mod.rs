@@ -1,11 +1,17 @@
 //! The ai.onnx.ml operators tract lacks (or gets wrong), registered into tract's ONNX op
 //! register so that a graph mixing them with standard ops still runs as one tract plan:
-//! tree ensembles on our engine ([`trees`]), preprocessing and ZipMap ([`preprocess`]),
-//! and string class labels for tract's LinearClassifier ([`linear`]).
+//! tree ensembles and SVMs on our engines ([`trees`], [`svm`], both through one operator,
+//! [`scorer`]), preprocessing and ZipMap ([`preprocess`]), string class labels for
+//! tract's LinearClassifier ([`linear`]), and ArrayFeatureExtractor with onnxruntime's
+//! shapes ([`feature_extractor`]).
 
 mod attrs;
+mod categories;
+mod feature_extractor;
 mod linear;
 mod preprocess;
+mod scorer;
+mod svm;
 mod trees;
 
 use tract_onnx::Onnx;
@@ -16,7 +22,9 @@ pub fn onnx() -> Onnx {
     let mut onnx = tract_onnx::onnx();
     trees::register(&mut onnx.op_register);
     preprocess::register(&mut onnx.op_register);
+    svm::register(&mut onnx.op_register);
     linear::register(&mut onnx.op_register);
+    feature_extractor::register(&mut onnx.op_register);
     onnx
 }
 

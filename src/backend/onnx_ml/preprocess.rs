@@ -1,6 +1,7 @@
 //! The ai.onnx.ml preprocessing operators tract lacks: Scaler, Imputer, Binarizer,
-//! OneHotEncoder, LabelEncoder (numeric keys and values), and ZipMap. They are small
-//! per-element maps, so they share one typed op; semantics follow onnxruntime.
+//! OneHotEncoder and LabelEncoder (numeric or string categories, see [`super::categories`]),
+//! and ZipMap. They are small per-element maps, so they share one typed op; semantics
+//! follow onnxruntime.
 //!
 //! ZipMap turns class probabilities into a sequence of maps. The backend's outputs are
 //! tensors, so here it passes the probabilities tensor through unchanged, and the
@@ -10,7 +11,8 @@ use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use super::attrs::Attrs;
+use super::attrs::{Attrs, parse_node};
+use super::categories::{self, Keys, Values};
 
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("Scaler", |ctx, node| build(ctx, node, scaler));
@@ -30,9 +32,9 @@ enum Map {
     /// 1 when `x > threshold`, else 0.
     Binarize { threshold: f32 },
     /// A new last axis of `cats.len()`; an unknown category is all zeros or an error.
-    OneHot { cats: Vec<i64>, zeros: bool },
-    /// `keys[i] -> values[i]`, anything else -> `default`.
-    Encode { keys: Vec<f64>, values: Vec<f64>, default: f64, ints: bool },
+    OneHot { cats: Keys, zeros: bool },
+    /// `keys[i] -> values[i]`, anything else -> the values' default.
+    Encode { keys: Keys, values: Values },
 }
 
 fn build(
@@ -40,8 +42,7 @@ fn build(
     node: &NodeProto,
     parse: fn(&Attrs) -> Result<Map, String>,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let map =
-        parse(&Attrs::new(ctx, node)).map_err(|e| format_err!("{} `{}`: {e}", node.op_type, node.name))?;
+    let map = parse_node(ctx, node, parse)?;
     let name = match &map {
         Map::Scale { .. } => "Scaler",
         Map::Impute { .. } => "Imputer",
@@ -74,42 +75,15 @@ fn binarizer(a: &Attrs) -> Result<Map, String> {
 }
 
 fn one_hot(a: &Attrs) -> Result<Map, String> {
-    let Some(cats) = a.ints("cats_int64s").filter(|c| !c.is_empty()) else {
-        return Err("string categories (`cats_strings`) are not supported: inputs are numeric".into());
-    };
-    Ok(Map::OneHot { cats: cats.to_vec(), zeros: a.int("zeros").unwrap_or(1) != 0 })
+    Ok(Map::OneHot { cats: categories::one_hot_cats(a)?, zeros: a.int("zeros").unwrap_or(1) != 0 })
 }
 
 fn label_encoder(a: &Attrs) -> Result<Map, String> {
-    let strings =
-        ["keys_strings", "values_strings"].iter().any(|n| a.strings(n).is_some_and(|v| !v.is_empty()));
-    if strings {
-        return Err("string keys or values are not supported: inputs and outputs are numeric".into());
-    }
-    let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
-    let i64s = |v: &[i64]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    let keys = match (a.tensor_f64("keys_tensor")?, a.ints("keys_int64s"), a.floats("keys_floats")) {
-        (Some(t), _, _) => t,
-        (_, Some(k), _) if !k.is_empty() => i64s(k),
-        (_, _, Some(k)) => f64s(k),
-        _ => return Err("no keys".into()),
-    };
-    let value_tensor = a.tensor("values_tensor")?;
-    let (values, ints) = match (&value_tensor, a.ints("values_int64s"), a.floats("values_floats")) {
-        (Some(t), _, _) => (a.tensor_f64("values_tensor")?.unwrap_or_default(), t.datum_type().is_integer()),
-        (_, Some(v), _) if !v.is_empty() => (i64s(v), true),
-        (_, _, Some(v)) => (f64s(v), false),
-        _ => return Err("no values".into()),
-    };
+    let (keys, values) = (categories::label_keys(a)?, categories::label_values(a)?);
     if keys.len() != values.len() {
         return Err(format!("{} keys for {} values", keys.len(), values.len()));
     }
-    let default = match a.tensor_f64("default_tensor")? {
-        Some(d) => d.first().copied().unwrap_or(0.0),
-        None if ints => a.int("default_int64").unwrap_or(-1) as f64,
-        None => f64::from(a.float("default_float").unwrap_or(-0.0)),
-    };
-    Ok(Map::Encode { keys, values, default, ints })
+    Ok(Map::Encode { keys, values })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,8 +98,15 @@ impl Eq for Preprocess {}
 impl Preprocess {
     fn out_type(&self) -> DatumType {
         match &self.map {
-            Map::Encode { ints: true, .. } => DatumType::I64,
+            Map::Encode { values, .. } => values.datum_type(),
             _ => DatumType::F32,
+        }
+    }
+
+    fn in_type(&self) -> Option<DatumType> {
+        match &self.map {
+            Map::Encode { keys, .. } | Map::OneHot { cats: keys, .. } => keys.input_type(),
+            _ => None,
         }
     }
 
@@ -178,35 +159,21 @@ impl Preprocess {
                 Tensor::from_shape(&shape, &y)
             }
             Map::OneHot { cats, zeros } => {
-                let x = x.cast_to::<i64>()?;
-                let x = x.try_as_plain_ram()?;
+                let found = cats.find(x)?;
                 let k = cats.len();
-                let values = x.as_slice::<i64>()?;
-                let mut y = vec![0.0f32; values.len() * k];
-                for (i, v) in values.iter().enumerate() {
-                    match cats.iter().position(|c| c == v) {
+                let mut y = vec![0.0f32; found.len() * k];
+                for (i, f) in found.iter().enumerate() {
+                    match f {
                         Some(j) => y[i * k + j] = 1.0,
                         None if *zeros => {}
-                        None => bail!("OneHotEncoder: unknown category {v}"),
+                        None => bail!("OneHotEncoder: unknown category in element {i}"),
                     }
                 }
                 let mut out_shape = shape;
                 out_shape.push(k);
                 Tensor::from_shape(&out_shape, &y)
             }
-            Map::Encode { keys, values, default, ints } => {
-                let x = x.cast_to::<f64>()?;
-                let x = x.try_as_plain_ram()?;
-                let y = x
-                    .as_slice::<f64>()?
-                    .iter()
-                    .map(|v| keys.iter().position(|k| k == v).map_or(*default, |j| values[j]));
-                if *ints {
-                    Tensor::from_shape(&shape, &y.map(|v| v as i64).collect::<Vec<_>>())
-                } else {
-                    Tensor::from_shape(&shape, &y.map(|v| v as f32).collect::<Vec<_>>())
-                }
-            }
+            Map::Encode { keys, values } => values.gather(&keys.find(x)?, &shape),
         }
     }
 }
@@ -225,6 +192,9 @@ impl Expansion for Preprocess {
         check_input_arity(inputs, 1)?;
         check_output_arity(outputs, 1)?;
         s.equals(&outputs[0].datum_type, self.out_type())?;
+        if let Some(dt) = self.in_type() {
+            s.equals(&inputs[0].datum_type, dt)?;
+        }
         if let Map::OneHot { cats, .. } = &self.map {
             let k = cats.len();
             s.equals(&outputs[0].rank, inputs[0].rank.bex() + 1)?;

@@ -4,13 +4,12 @@
 //! String class labels: the backend's tensors are numeric, so the `label` output holds the
 //! index into `classlabels_strings`; the manifest's `labels` turns it back into the name.
 
-use std::sync::Arc;
-
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use super::attrs::Attrs;
+use super::attrs::{Attrs, parse_node, required, same_len};
+use super::scorer::{Scored, Scorer, ScorerOp};
 use crate::backend::trees::{Aggregate, Child, Ensemble, Mode, NodeSpec, PostTransform, Spec, Task, Vote};
 
 pub fn register(reg: &mut OnnxOpRegister) {
@@ -31,53 +30,36 @@ fn build(
     node: &NodeProto,
     kind: Kind,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let attrs = Attrs::new(ctx, node);
-    let spec = match kind {
-        Kind::Opset5 => spec_v5(&attrs),
-        _ => spec_v1(&attrs, kind == Kind::Classifier),
-    }
-    .and_then(Ensemble::build)
-    .map_err(|e| format_err!("{} `{}`: {e}", node.op_type, node.name))?;
-    let op = Trees { ensemble: Arc::new(spec), classifier: kind == Kind::Classifier };
+    let spec = parse_node(ctx, node, |a| {
+        let spec = match kind {
+            Kind::Opset5 => spec_v5(a),
+            _ => spec_v1(a, kind == Kind::Classifier),
+        }?;
+        Ensemble::build(spec)
+    })?;
+    let op = ScorerOp::new(Trees { ensemble: spec, classifier: kind == Kind::Classifier });
     Ok((expand(op), vec![]))
-}
-
-fn required<'a, T: ?Sized>(v: Option<&'a T>, name: &str) -> Result<&'a T, String> {
-    v.ok_or_else(|| format!("attribute `{name}` is missing"))
-}
-
-fn same_len(name: &str, len: usize, expected: usize) -> Result<(), String> {
-    if len == expected {
-        Ok(())
-    } else {
-        Err(format!("attribute `{name}` has {len} values, expected {expected}"))
-    }
 }
 
 fn spec_v1(a: &Attrs, classifier: bool) -> Result<Spec, String> {
     let task = if classifier {
-        let labels = match (a.ints("classlabels_int64s"), a.strings("classlabels_strings")) {
-            (Some(ints), _) if !ints.is_empty() => ints.to_vec(),
-            (_, Some(strings)) if !strings.is_empty() => (0..strings.len() as i64).collect(),
-            _ => return Err("no `classlabels_int64s` / `classlabels_strings`".into()),
-        };
-        Task::Classify { labels }
+        Task::Classify { labels: a.class_labels("classlabels_int64s")? }
     } else {
         Task::Regress
     };
     let n_targets = match &task {
         Task::Classify { labels } => labels.len(),
-        Task::Regress => usize::try_from(a.int("n_targets").unwrap_or(1)).map_err(|e| e.to_string())?,
+        Task::Regress => a.count_or("n_targets", 1)?,
     };
 
-    let trees = required(a.ints("nodes_treeids"), "nodes_treeids")?;
+    let trees = a.need_ints("nodes_treeids")?;
     let n = trees.len();
-    let ids = required(a.ints("nodes_nodeids"), "nodes_nodeids")?;
-    let features = required(a.ints("nodes_featureids"), "nodes_featureids")?;
-    let modes = a.strings("nodes_modes").ok_or("attribute `nodes_modes` is missing")?;
+    let ids = a.need_ints("nodes_nodeids")?;
+    let features = a.need_ints("nodes_featureids")?;
+    let modes = a.need_strings("nodes_modes")?;
     let values = a.floats_or_tensor("nodes_values")?.unwrap_or_else(|| vec![0.0; n]);
-    let yes = required(a.ints("nodes_truenodeids"), "nodes_truenodeids")?;
-    let no = required(a.ints("nodes_falsenodeids"), "nodes_falsenodeids")?;
+    let yes = a.need_ints("nodes_truenodeids")?;
+    let no = a.need_ints("nodes_falsenodeids")?;
     let missing = a.ints("nodes_missing_value_tracks_true").filter(|m| !m.is_empty());
     for (name, len) in [
         ("nodes_nodeids", ids.len()),
@@ -108,15 +90,13 @@ fn spec_v1(a: &Attrs, classifier: bool) -> Result<Spec, String> {
 
     let p = if classifier { "class" } else { "target" };
     let (vt, vn, vi) = (format!("{p}_treeids"), format!("{p}_nodeids"), format!("{p}_ids"));
-    let vote_trees = required(a.ints(&vt), &vt)?;
-    let vote_nodes = required(a.ints(&vn), &vn)?;
-    let vote_ids = required(a.ints(&vi), &vi)?;
-    let weights =
-        a.floats_or_tensor(&format!("{p}_weights"))?.ok_or(format!("attribute `{p}_weights` is missing"))?;
+    let vote_trees = a.need_ints(&vt)?;
+    let vote_nodes = a.need_ints(&vn)?;
+    let vote_ids = a.need_ints(&vi)?;
+    let vw = format!("{p}_weights");
+    let weights = required(a.floats_or_tensor(&vw)?, &vw)?;
     let m = vote_trees.len();
-    for (name, len) in
-        [(&vn, vote_nodes.len()), (&vi, vote_ids.len()), (&format!("{p}_weights"), weights.len())]
-    {
+    for (name, len) in [(&vn, vote_nodes.len()), (&vi, vote_ids.len()), (&vw, weights.len())] {
         same_len(name, len, m)?;
     }
     let votes = (0..m)
@@ -125,7 +105,7 @@ fn spec_v1(a: &Attrs, classifier: bool) -> Result<Spec, String> {
     let aggregate = if classifier {
         Aggregate::Sum
     } else {
-        Aggregate::parse(&a.string("aggregate_function").unwrap_or_else(|| "SUM".into()))?
+        Aggregate::parse(&a.string_or("aggregate_function", "SUM"))?
     };
     Ok(Spec {
         nodes,
@@ -133,21 +113,21 @@ fn spec_v1(a: &Attrs, classifier: bool) -> Result<Spec, String> {
         roots: None,
         n_targets,
         aggregate,
-        post_transform: PostTransform::parse(&a.string("post_transform").unwrap_or_else(|| "NONE".into()))?,
+        post_transform: a.post_transform()?,
         base_values: a.floats_or_tensor("base_values")?.unwrap_or_default(),
         task,
     })
 }
 
 fn spec_v5(a: &Attrs) -> Result<Spec, String> {
-    let features = required(a.ints("nodes_featureids"), "nodes_featureids")?;
+    let features = a.need_ints("nodes_featureids")?;
     let n = features.len();
-    let splits = a.tensor_f64("nodes_splits")?.ok_or("attribute `nodes_splits` is missing")?;
-    let modes = a.tensor_i64("nodes_modes")?.ok_or("attribute `nodes_modes` is missing")?;
-    let yes = required(a.ints("nodes_truenodeids"), "nodes_truenodeids")?;
-    let no = required(a.ints("nodes_falsenodeids"), "nodes_falsenodeids")?;
-    let yes_leaf = required(a.ints("nodes_trueleafs"), "nodes_trueleafs")?;
-    let no_leaf = required(a.ints("nodes_falseleafs"), "nodes_falseleafs")?;
+    let splits = required(a.tensor_f64("nodes_splits")?, "nodes_splits")?;
+    let modes = required(a.tensor_i64("nodes_modes")?, "nodes_modes")?;
+    let yes = a.need_ints("nodes_truenodeids")?;
+    let no = a.need_ints("nodes_falsenodeids")?;
+    let yes_leaf = a.need_ints("nodes_trueleafs")?;
+    let no_leaf = a.need_ints("nodes_falseleafs")?;
     let missing = a.ints("nodes_missing_value_tracks_true").filter(|m| !m.is_empty());
     for (name, len) in [
         ("nodes_splits", splits.len()),
@@ -184,8 +164,8 @@ fn spec_v5(a: &Attrs) -> Result<Spec, String> {
             missing_goes_yes: missing.is_some_and(|m| m[i] != 0),
         });
     }
-    let targets = required(a.ints("leaf_targetids"), "leaf_targetids")?;
-    let weights = a.tensor_f64("leaf_weights")?.ok_or("attribute `leaf_weights` is missing")?;
+    let targets = a.need_ints("leaf_targetids")?;
+    let weights = required(a.tensor_f64("leaf_weights")?, "leaf_weights")?;
     same_len("leaf_weights", weights.len(), targets.len())?;
     let votes = (0..targets.len())
         .map(|i| Vote { tree: -1, leaf: i as i64, target: targets[i], weight: weights[i] })
@@ -193,8 +173,8 @@ fn spec_v5(a: &Attrs) -> Result<Spec, String> {
     Ok(Spec {
         nodes,
         votes,
-        roots: Some(required(a.ints("tree_roots"), "tree_roots")?.to_vec()),
-        n_targets: usize::try_from(a.int("n_targets").unwrap_or(1)).map_err(|e| e.to_string())?,
+        roots: Some(a.need_ints("tree_roots")?.to_vec()),
+        n_targets: a.count_or("n_targets", 1)?,
         aggregate: Aggregate::from_code(a.int("aggregate_function").unwrap_or(1))?,
         post_transform: PostTransform::from_code(a.int("post_transform").unwrap_or(0))?,
         base_values: Vec::new(),
@@ -202,122 +182,44 @@ fn spec_v5(a: &Attrs) -> Result<Spec, String> {
     })
 }
 
-/// The operator, in both of tract's worlds: as an inference-time expansion (shape rules)
-/// and as the typed op it wires, which evaluates the ensemble.
-#[derive(Debug, Clone)]
-pub struct Trees {
-    ensemble: Arc<Ensemble>,
+/// A compiled ensemble as a [`Scorer`].
+#[derive(Debug)]
+struct Trees {
+    ensemble: Ensemble,
     classifier: bool,
 }
 
-/// Two ops are the same when they share the compiled ensemble (it holds floats).
-impl PartialEq for Trees {
-    fn eq(&self, other: &Trees) -> bool {
-        Arc::ptr_eq(&self.ensemble, &other.ensemble) && self.classifier == other.classifier
-    }
-}
-impl Eq for Trees {}
-
-impl Expansion for Trees {
-    fn name(&self) -> StaticName {
-        self.op_name().into()
-    }
-
-    fn nboutputs(&self) -> TractResult<usize> {
-        Ok(if self.classifier { 2 } else { 1 })
-    }
-
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        check_output_arity(outputs, self.nboutputs()?)?;
-        let scores = &outputs[outputs.len() - 1];
-        s.equals(&scores.datum_type, DatumType::F32)?;
-        s.equals(&scores.rank, 2)?;
-        s.equals(&scores.shape[1], self.ensemble.n_targets.to_dim())?;
-        if self.classifier {
-            s.equals(&outputs[0].datum_type, DatumType::I64)?;
-            s.equals(&outputs[0].rank, 1)?;
-            s.equals(&outputs[0].shape[0], &scores.shape[0])?;
-        }
-        s.given(&inputs[0].rank, move |s, rank| {
-            if rank == 2 {
-                s.equals(&scores.shape[0], &inputs[0].shape[0])?;
-            } else {
-                s.equals(&scores.shape[0], 1.to_dim())?;
-            }
-            Ok(())
-        })
-    }
-
-    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        model.wire_node(prefix, self.clone(), inputs)
-    }
-}
-
-impl Trees {
+impl Scorer for Trees {
     fn op_name(&self) -> &'static str {
         if self.classifier { "TreeEnsembleClassifier" } else { "TreeEnsembleRegressor" }
     }
-}
 
-impl Op for Trees {
-    fn name(&self) -> StaticName {
-        self.op_name().into()
+    fn is_classifier(&self) -> bool {
+        self.classifier
     }
 
-    fn info(&self) -> TractResult<Vec<String>> {
+    fn n_scores(&self) -> usize {
+        self.ensemble.n_targets
+    }
+
+    fn info(&self) -> String {
         let e = &self.ensemble;
-        Ok(vec![format!("{} trees, {} split nodes, {} targets", e.n_trees(), e.nodes.len(), e.n_targets)])
+        format!("{} trees, {} split nodes, {} targets", e.n_trees(), e.nodes.len(), e.n_targets)
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for Trees {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let x = input.cast_to::<f32>()?;
-        let (rows, width) = match x.shape() {
-            [w] => (1, *w),
-            [r, w] => (*r, *w),
-            other => bail!("{} takes [rows, features], got shape {other:?}", self.op_name()),
-        };
+    fn score(&self, input: &[f32], rows: usize, width: usize) -> Result<Scored, String> {
         let e = &self.ensemble;
         if width < e.n_features {
-            bail!(
-                "{}: the trees read feature {}, the input has {width} columns",
-                self.op_name(),
+            return Err(format!(
+                "the trees read feature {}, the input has {width} columns",
                 e.n_features - 1
-            );
+            ));
         }
-        let data = x.try_as_plain_ram()?;
-        let data = data.as_slice::<f32>()?;
-        let t = e.n_targets;
-        if self.classifier {
-            let out = e.classify(data, rows, width);
-            Ok(tvec!(
-                Tensor::from_shape(&[rows], &out.labels)?.into_tvalue(),
-                Tensor::from_shape(&[rows, t], &out.scores)?.into_tvalue()
-            ))
+        Ok(if self.classifier {
+            let out = e.classify(input, rows, width);
+            Scored { labels: Some(out.labels), scores: out.scores }
         } else {
-            Ok(tvec!(Tensor::from_shape(&[rows, t], &e.regress(data, rows, width))?.into_tvalue()))
-        }
+            Scored { labels: None, scores: e.regress(input, rows, width) }
+        })
     }
-}
-
-impl TypedOp for Trees {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let rows = if inputs[0].rank() == 2 { inputs[0].shape[0].clone() } else { 1.to_dim() };
-        let scores = f32::fact(&[rows.clone(), self.ensemble.n_targets.to_dim()]);
-        Ok(if self.classifier { tvec!(i64::fact(&[rows]), scores) } else { tvec!(scores) })
-    }
-
-    as_op!();
 }

@@ -11,7 +11,8 @@
 
 use std::collections::HashMap;
 
-use super::spec::{Aggregate, Child, Mode, NodeSpec, PostTransform, Spec, Task};
+use super::spec::{Aggregate, Child, Mode, NodeSpec, Spec, Task};
+use crate::backend::post_transform::PostTransform;
 
 /// Set on a child index when it names a leaf.
 pub const LEAF: u32 = 1 << 31;

@@ -8,9 +8,10 @@ pub mod layout;
 mod spec;
 mod walk;
 
+pub use crate::backend::post_transform::PostTransform;
 pub use finish::Classified;
 pub use layout::Ensemble;
-pub use spec::{Aggregate, Child, Mode, NodeSpec, PostTransform, Spec, Task, Vote};
+pub use spec::{Aggregate, Child, Mode, NodeSpec, Spec, Task, Vote};
 
 #[cfg(test)]
 mod tests;

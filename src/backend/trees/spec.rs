@@ -2,6 +2,8 @@
 //! and the aggregation/post-processing settings. The ONNX parsers fill a [`Spec`]; the
 //! [`super::Ensemble`] compiles it into the evaluation layout.
 
+use crate::backend::post_transform::PostTransform;
+
 /// How a split node compares the feature `x` with its threshold `t` ("true" branch when
 /// it holds). `Member` is ai.onnx.ml opset 5 set membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,40 +74,6 @@ impl Aggregate {
             2 => Aggregate::Min,
             3 => Aggregate::Max,
             other => return Err(format!("unknown aggregate function {other}")),
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PostTransform {
-    None,
-    Softmax,
-    Logistic,
-    SoftmaxZero,
-    Probit,
-}
-
-impl PostTransform {
-    pub fn parse(s: &str) -> Result<PostTransform, String> {
-        Ok(match s {
-            "NONE" => PostTransform::None,
-            "SOFTMAX" => PostTransform::Softmax,
-            "LOGISTIC" => PostTransform::Logistic,
-            "SOFTMAX_ZERO" => PostTransform::SoftmaxZero,
-            "PROBIT" => PostTransform::Probit,
-            other => return Err(format!("unknown post_transform `{other}`")),
-        })
-    }
-
-    /// ai.onnx.ml opset 5 codes.
-    pub fn from_code(code: i64) -> Result<PostTransform, String> {
-        Ok(match code {
-            0 => PostTransform::None,
-            1 => PostTransform::Softmax,
-            2 => PostTransform::Logistic,
-            3 => PostTransform::SoftmaxZero,
-            4 => PostTransform::Probit,
-            other => return Err(format!("unknown post_transform {other}")),
         })
     }
 }
