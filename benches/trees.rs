@@ -1,7 +1,9 @@
 //! Tree ensembles on the pure-Rust path (tract plan + our engine, through
 //! `TractBackend::run`, as the server calls it): 1 row and 64 rows, for LightGBM with 100
 //! and 500 trees (31 leaves) and a 50-tree random forest, plus the example's fraud
-//! version 2 (50-tree LightGBM) for one row.
+//! version 2 (50-tree LightGBM) for one row. With `ORT_DYLIB_PATH` set, the same models and
+//! rows also run on the ort backend (ONNX Runtime, one intra-op thread) in the same run:
+//! `trees/<model>/<rows>` vs `trees/ort_<model>/<rows>`.
 //!
 //! The models are not committed (up to ~1 MB each): build them first, then compare with
 //! onnxruntime on the same models and rows (see BENCHMARKS.md, "Tree ensembles"):
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use fti_serve::backend::Backend;
+use fti_serve::backend::ort::OrtBackend;
 use fti_serve::backend::tract::TractBackend;
 
 fn repo() -> PathBuf {
@@ -36,15 +39,27 @@ fn trees(c: &mut Criterion) {
         eprintln!("target/bench-trees is missing: run benches/trees_models.py first");
         return;
     };
+    let ort_config = std::env::var_os("ORT_DYLIB_PATH")
+        .map(|library| fti_serve::config::OrtConfig { library: Some(library.into()), ..Default::default() });
+    if ort_config.is_none() {
+        eprintln!("ORT_DYLIB_PATH is not set: the ort backend is not measured beside ours");
+    }
     let mut group = c.benchmark_group("trees");
     for name in ["lgbm_100", "lgbm_500", "rf_50"] {
         let bytes = std::fs::read(repo().join(format!("target/bench-trees/{name}.onnx"))).expect("model");
         let backend = TractBackend::load(&bytes, "input", width).expect("loads");
+        let ort =
+            ort_config.as_ref().map(|config| OrtBackend::load(&bytes, "input", width, config).expect("ort"));
         for rows in [1usize, 64] {
             let input = &data[..rows * width];
             group.bench_with_input(BenchmarkId::new(name, rows), &rows, |b, &rows| {
                 b.iter(|| black_box(backend.run(black_box(input), rows).expect("runs")));
             });
+            if let Some(ort) = &ort {
+                group.bench_with_input(BenchmarkId::new(format!("ort_{name}"), rows), &rows, |b, &rows| {
+                    b.iter(|| black_box(ort.run(black_box(input), rows).expect("runs")));
+                });
+            }
         }
     }
     let bytes = std::fs::read(repo().join("models/fraud/2/model.onnx")).expect("fraud v2");
@@ -54,6 +69,12 @@ fn trees(c: &mut Criterion) {
         group.bench_function("fraud_v2/1", |b| {
             b.iter(|| black_box(backend.run(black_box(&input), 1).expect("runs")));
         });
+        if let Some(config) = &ort_config {
+            let ort = OrtBackend::load(&bytes, "input", fraud_width, config).expect("ort");
+            group.bench_function("ort_fraud_v2/1", |b| {
+                b.iter(|| black_box(ort.run(black_box(&input), 1).expect("runs")));
+            });
+        }
     }
     group.finish();
 }
