@@ -134,22 +134,22 @@ impl Ensemble {
         let nodes = &self.nodes;
         match &self.modes {
             Modes::Uniform(Mode::Leq) => {
-                self.run(input, rows, width, &mut s, |at, x| step::<Leq>(&nodes[at as usize], x))
+                self.run(input, rows, width, &mut s, |at, x| step::<Leq>(&nodes[at as usize], x));
             }
             Modes::Uniform(Mode::Lt) => {
-                self.run(input, rows, width, &mut s, |at, x| step::<Lt>(&nodes[at as usize], x))
+                self.run(input, rows, width, &mut s, |at, x| step::<Lt>(&nodes[at as usize], x));
             }
             Modes::Uniform(Mode::Gte) => {
-                self.run(input, rows, width, &mut s, |at, x| step::<Gte>(&nodes[at as usize], x))
+                self.run(input, rows, width, &mut s, |at, x| step::<Gte>(&nodes[at as usize], x));
             }
             Modes::Uniform(Mode::Gt) => {
-                self.run(input, rows, width, &mut s, |at, x| step::<Gt>(&nodes[at as usize], x))
+                self.run(input, rows, width, &mut s, |at, x| step::<Gt>(&nodes[at as usize], x));
             }
             Modes::Uniform(Mode::Eq) => {
-                self.run(input, rows, width, &mut s, |at, x| step::<Eq>(&nodes[at as usize], x))
+                self.run(input, rows, width, &mut s, |at, x| step::<Eq>(&nodes[at as usize], x));
             }
             Modes::Uniform(Mode::Neq) => {
-                self.run(input, rows, width, &mut s, |at, x| step::<Neq>(&nodes[at as usize], x))
+                self.run(input, rows, width, &mut s, |at, x| step::<Neq>(&nodes[at as usize], x));
             }
             // `build` never makes a uniform Member ensemble; walk it per node anyway.
             Modes::Uniform(Mode::Member) => {
@@ -157,7 +157,7 @@ impl Ensemble {
                 self.run(input, rows, width, &mut s, |at, x| step_mixed(self, &modes, at, x));
             }
             Modes::PerNode(modes) => {
-                self.run(input, rows, width, &mut s, |at, x| step_mixed(self, modes, at, x))
+                self.run(input, rows, width, &mut s, |at, x| step_mixed(self, modes, at, x));
             }
         }
         s
