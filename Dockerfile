@@ -13,11 +13,14 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY src ./src
 COPY benches ./benches
-RUN cargo build --release --locked --bin fti-serve
+# The workspace's second member: the load tool, shipped in the image beside the server.
+COPY loadtest/Cargo.toml loadtest/build.rs ./loadtest/
+COPY loadtest/src ./loadtest/src
+RUN cargo build --release --locked --workspace --bins
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin fti
-COPY --from=build /src/target/release/fti-serve /usr/local/bin/fti-serve
+COPY --from=build /src/target/release/fti-serve /src/target/release/fti-loadtest /usr/local/bin/
 COPY models /srv/fti/models
 COPY config /srv/fti/config
 COPY examples/fraud/data/features /srv/fti/examples/fraud/data/features
