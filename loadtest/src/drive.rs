@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use crate::cli::{Mode, Plan};
 use crate::corpus;
-use crate::record::{Answer, Recorder, Totals};
+use crate::record::{Answer, Recorder};
 use crate::report::{self, Step};
 use crate::sla::{Verdict, format_us};
 use crate::target::Target;
@@ -60,8 +60,6 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
                 drain(plan, &recorder).await;
                 recorder.take_totals(plan.warmup);
             }
-            let mut best: Option<Totals> = None;
-            let mut first: Option<Totals> = None;
             for &rate in rates {
                 let start = Instant::now();
                 open_loop(plan, &target, &recorder, rate, start, start + *each).await;
@@ -80,16 +78,14 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
                         if passed { "held".to_owned() } else { format!("broke ({})", broken.join("; ")) }
                     );
                 }
-                steps.push(Step { rate, totals: totals.clone(), verdicts, passed });
-                first.get_or_insert_with(|| totals.clone());
+                steps.push(Step { rate, totals, verdicts, passed });
                 if !passed {
                     break;
                 }
-                best = Some(totals);
             }
-            match (best, first) {
-                (Some(totals), _) | (None, Some(totals)) => totals,
-                (None, None) => recorder.take_totals(Duration::ZERO),
+            match report::reported(&steps) {
+                Some(step) => step.totals.clone(),
+                None => recorder.take_totals(Duration::ZERO),
             }
         }
     };

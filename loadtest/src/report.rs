@@ -21,6 +21,11 @@ pub struct Step {
     pub passed: bool,
 }
 
+/// The step a step-mode run reports: the highest that held, else the first.
+pub fn reported(steps: &[Step]) -> Option<&Step> {
+    steps.iter().rev().find(|s| s.passed).or(steps.first())
+}
+
 #[derive(Serialize)]
 struct Latency {
     p50: f64,
@@ -68,13 +73,7 @@ pub fn finish(
 ) -> Result<bool> {
     let (timeline, changes) = recorder.timeline();
     let verdicts: Vec<Verdict> = match &plan.mode {
-        Mode::Step { .. } => steps
-            .iter()
-            .rev()
-            .find(|s| s.passed)
-            .or(steps.first())
-            .map(|s| s.verdicts.clone())
-            .unwrap_or_default(),
+        Mode::Step { .. } => reported(steps).map(|s| s.verdicts.clone()).unwrap_or_default(),
         _ => plan.slas.iter().map(|s| s.judge(totals)).collect(),
     };
     let max_rate = steps.iter().filter(|s| s.passed).map(|s| s.rate).reduce(f64::max);
