@@ -108,3 +108,18 @@ fn example_models_agree_across_backends() {
         assert!(!manifest.outputs.is_empty());
     }
 }
+
+#[test]
+fn both_backends_refuse_a_manifest_input_name_the_graph_does_not_have() {
+    let onnx = std::fs::read(common::repo().join("models/fraud/1/model.onnx")).unwrap();
+    let width = common::golden("fraud", 1)[0].input.len();
+    let tract = TractBackend::load(&onnx, "features", width).err().map(|e| e.to_string());
+    let ort = OrtBackend::load(&onnx, "features", width, &common::ort_config()).err().map(|e| e.to_string());
+    for (backend, err) in [("tract", tract), ("ort", ort)] {
+        let err = err.unwrap_or_else(|| panic!("{backend} accepted an input name the graph does not have"));
+        assert!(
+            err.contains("the graph's input is `input`, the manifest says `features`"),
+            "{backend}: {err}"
+        );
+    }
+}
