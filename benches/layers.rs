@@ -13,13 +13,13 @@ use fti_serve::app::App;
 use fti_serve::backend::Backend;
 use fti_serve::config::Config;
 use fti_serve::features::memory::MemoryStore;
-use fti_serve::features::{FeatureService, FeatureViewSpec};
+use fti_serve::features::{CacheOptions, FeatureService, FeatureViewSpec, OnStoreError};
 use fti_serve::grpc::pb::fti as fti_pb;
 use fti_serve::grpc::pb::inference as oip_pb;
 use fti_serve::http::dto;
 use fti_serve::metrics::Metrics;
-use fti_serve::predict::{PredictRequest, PredictRow, Predictor};
-use fti_serve::registry::{ModelVersion, Target, VersionState};
+use fti_serve::predict::{PredictRequest, PredictRow, Predictor, Target};
+use fti_serve::registry::{ModelVersion, VersionState};
 use prost::Message;
 use serde_json::{Value, json};
 
@@ -40,7 +40,7 @@ fn build_app(rt: &tokio::runtime::Runtime, config: &Config) -> App {
 }
 
 fn loaded(app: &App) -> Vec<Arc<ModelVersion>> {
-    let snapshot = app.predictor.registry().snapshot();
+    let snapshot = app.registry.snapshot();
     snapshot.models["fraud"]
         .versions
         .values()
@@ -82,7 +82,7 @@ fn benches(c: &mut Criterion) {
     match std::env::var_os("ORT_DYLIB_PATH") {
         Some(library) => {
             let ort_config =
-                fti_serve::config::OrtConfig { library: Some(library.into()), ..Default::default() };
+                fti_serve::backend::ort::OrtOptions { library: Some(library.into()), ..Default::default() };
             for v in &versions {
                 let bytes = std::fs::read(repo_path(&format!("models/fraud/{}/model.onnx", v.version)))
                     .expect("model");
@@ -123,10 +123,9 @@ fn benches(c: &mut Criterion) {
         // The on-demand expressions alone, on a filled frame.
         let mut filled = view.new_frame();
         let mut missing = Vec::new();
+        let keys = vec!["x".to_string(); view.groups.len()];
         view.fill_request(&mut filled, &row.features, "", &mut missing).expect("valid");
-        for (g, values) in store_row.iter().enumerate() {
-            view.fill_group(&mut filled, g, values, "x", &mut missing).expect("valid");
-        }
+        view.fill_groups(&mut filled, &store_row, &keys, &mut missing).expect("valid");
         transform.bench_function(format!("on_demand_only_v{}", v.version), |b| {
             b.iter(|| view.compute(black_box(&mut filled)));
         });
@@ -135,9 +134,7 @@ fn benches(c: &mut Criterion) {
                 let mut frame = view.new_frame();
                 let mut missing = Vec::new();
                 view.fill_request(&mut frame, &row.features, "", &mut missing).expect("valid");
-                for (g, values) in store_row.iter().enumerate() {
-                    view.fill_group(&mut frame, g, values, "x", &mut missing).expect("valid");
-                }
+                view.fill_groups(&mut frame, &store_row, &keys, &mut missing).expect("valid");
                 view.compute(&mut frame);
                 let mut input = Vec::with_capacity(view.width());
                 view.push_input(&frame, &mut input);
@@ -150,13 +147,16 @@ fn benches(c: &mut Criterion) {
     // Cached lookups: a feature service over an empty store whose every lookup hits.
     let spec: FeatureViewSpec = versions[0].view.spec().clone();
     let view = fti_serve::features::FeatureView::compile(spec).expect("view");
-    let mut cache_config = config.cache.clone();
-    cache_config.default_ttl_ms = 3_600_000;
+    let cache = CacheOptions {
+        max_entries: config.cache.max_entries,
+        default_ttl: std::time::Duration::from_secs(3600),
+        ttl: Default::default(),
+    };
     let service = FeatureService::new(
         Arc::new(MemoryStore::new()),
-        cache_config,
+        cache,
         "fti:".into(),
-        fti_serve::config::StoreErrorPolicy::Fail,
+        OnStoreError::Fail,
         Metrics::new(),
     );
     let entities = vec![vec!["4111000000000001".to_string()]];

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fti_serve::app::{App, serve};
-use fti_serve::config::{Config, Secret};
+use fti_serve::config::Config;
+use fti_serve::secret::Secret;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 

@@ -39,8 +39,10 @@ fn trees(c: &mut Criterion) {
         eprintln!("target/bench-trees is missing: run benches/trees_models.py first");
         return;
     };
-    let ort_config = std::env::var_os("ORT_DYLIB_PATH")
-        .map(|library| fti_serve::config::OrtConfig { library: Some(library.into()), ..Default::default() });
+    let ort_config = std::env::var_os("ORT_DYLIB_PATH").map(|library| fti_serve::backend::ort::OrtOptions {
+        library: Some(library.into()),
+        ..Default::default()
+    });
     if ort_config.is_none() {
         eprintln!("ORT_DYLIB_PATH is not set: the ort backend is not measured beside ours");
     }

@@ -7,14 +7,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, Secret, StoreKind};
+use crate::backend::BackendKind;
+use crate::backend::ort::{Optimization, OrtOptions};
+use crate::config::{BackendName, Config, OrtOptimization, StoreErrorPolicy, StoreKind};
 use crate::features::files::{FeatureFile, GroupSchema, group_schemas};
 use crate::features::memory::MemoryStore;
 use crate::features::redis::RedisStore;
-use crate::features::{FeatureService, OnlineStore};
+use crate::features::{CacheOptions, FeatureService, OnStoreError, OnlineStore};
 use crate::metrics::Metrics;
 use crate::predict::{Limits, Predictor};
-use crate::registry::{Registry, RegistryDir, RegistryOptions, VersionState, watch};
+use crate::registry::{LoadOptions, Registry, RegistryDir, RegistryOptions, VersionState, watch};
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -32,10 +35,13 @@ pub enum AppError {
     Task(String),
 }
 
-/// A built server: the core plus its background tasks (store health checks).
+/// A built server: the core plus its background tasks (store health checks, the registry
+/// watcher).
 #[derive(Debug)]
 pub struct App {
     pub predictor: Predictor,
+    /// The served registry, for wiring and in-process benches; transports use `predictor`.
+    pub registry: Arc<Registry>,
     admin_token: Option<Secret>,
     background: Vec<JoinHandle<()>>,
 }
@@ -55,7 +61,7 @@ impl App {
         let options = RegistryOptions {
             models: config.registry.models.clone(),
             keep_latest: config.registry.keep_latest,
-            load: config.load_options(),
+            load: load_options(config),
         };
         let registry =
             Arc::new(Registry::new(RegistryDir::new(&config.registry.path), options, metrics.clone()));
@@ -75,11 +81,15 @@ impl App {
             config.registry.watch,
         );
 
+        let on_error = match config.store.on_error {
+            StoreErrorPolicy::Fail => OnStoreError::Fail,
+            StoreErrorPolicy::Defaults => OnStoreError::Defaults,
+        };
         let features = FeatureService::new(
             store,
-            config.cache.clone(),
+            cache_options(config),
             config.store.prefix.clone(),
-            config.store.on_error,
+            on_error,
             metrics.clone(),
         );
         let limits = Limits {
@@ -87,9 +97,9 @@ impl App {
             max_body_bytes: config.server.max_body_bytes,
             request_timeout: Duration::from_millis(config.server.request_timeout_ms),
         };
-        let predictor = Predictor::new(registry, features, metrics, limits);
-        predictor.features().check_health().await;
-        tracing::info!(store = %predictor.features().describe(), up = predictor.features().is_up(), "online store");
+        let predictor = Predictor::new(Arc::clone(&registry), features, metrics, limits);
+        let up = predictor.check_store_health().await;
+        tracing::info!(store = %predictor.readiness().store.store, up, "online store");
 
         let interval = Duration::from_millis(config.store.redis.health_interval_ms);
         let health = {
@@ -99,11 +109,16 @@ impl App {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    predictor.features().check_health().await;
+                    predictor.check_store_health().await;
                 }
             })
         };
-        Ok(App { predictor, admin_token: config.admin.token.clone(), background: vec![health, watcher] })
+        Ok(App {
+            predictor,
+            registry,
+            admin_token: config.admin.token.clone(),
+            background: vec![health, watcher],
+        })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -111,11 +126,47 @@ impl App {
     }
 }
 
+/// How the registry loads versions under `config`.
+pub fn load_options(config: &Config) -> LoadOptions {
+    let ort = &config.ort;
+    LoadOptions {
+        inline_threshold: Duration::from_micros(config.inference.inline_threshold_us),
+        default_backend: match config.inference.backend {
+            BackendName::Tract => BackendKind::Tract,
+            BackendName::Ort => BackendKind::Ort,
+        },
+        ort: OrtOptions {
+            library: ort.library.clone(),
+            intra_op_threads: ort.intra_op_threads,
+            inter_op_threads: ort.inter_op_threads,
+            optimization: match ort.optimization_level {
+                OrtOptimization::Disable => Optimization::Disable,
+                OrtOptimization::Basic => Optimization::Basic,
+                OrtOptimization::Extended => Optimization::Extended,
+                OrtOptimization::All => Optimization::All,
+            },
+            memory_arena: ort.memory_arena,
+            sessions: ort.sessions,
+        },
+    }
+}
+
+fn cache_options(config: &Config) -> CacheOptions {
+    let cache = &config.cache;
+    CacheOptions {
+        max_entries: cache.max_entries,
+        default_ttl: Duration::from_millis(cache.default_ttl_ms),
+        ttl: cache.ttl_ms.iter().map(|(group, &ms)| (group.clone(), Duration::from_millis(ms))).collect(),
+    }
+}
+
 /// The configured online store; the in-memory one is filled from its feature files.
 fn open_store(config: &Config, registry: &Registry) -> Result<Arc<dyn OnlineStore>, AppError> {
     match config.store.kind {
         StoreKind::Redis => {
-            let store = RedisStore::new(&config.store.redis).map_err(|e| AppError::Store(e.to_string()))?;
+            let redis = &config.store.redis;
+            let store = RedisStore::new(&redis.url, Duration::from_millis(redis.timeout_ms))
+                .map_err(|e| AppError::Store(e.to_string()))?;
             Ok(Arc::new(store))
         }
         StoreKind::Memory => {

@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::BackendKind;
+use crate::secret::{Secret, redact_url};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -91,27 +90,6 @@ pub struct AdminConfig {
     pub token: Option<Secret>,
 }
 
-/// A string that never shows in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
@@ -180,18 +158,6 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// `redis://user:secret@host` -> `redis://user:***@host`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    match rest.rsplit_once('@') {
-        Some((auth, host)) => match auth.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => format!("{scheme}://***@{host}"),
-        },
-        None => url.to_string(),
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryConfig {
@@ -227,12 +193,6 @@ impl Default for CacheConfig {
     }
 }
 
-impl CacheConfig {
-    pub fn ttl_for(&self, group: &str) -> Duration {
-        Duration::from_millis(self.ttl_ms.get(group).copied().unwrap_or(self.default_ttl_ms))
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InferenceConfig {
@@ -241,13 +201,21 @@ pub struct InferenceConfig {
     /// they do).
     pub inline_threshold_us: u64,
     /// Backend for versions whose manifest names none.
-    pub backend: BackendKind,
+    pub backend: BackendName,
 }
 
 impl Default for InferenceConfig {
     fn default() -> Self {
-        InferenceConfig { inline_threshold_us: 200, backend: BackendKind::Tract }
+        InferenceConfig { inline_threshold_us: 200, backend: BackendName::Tract }
     }
+}
+
+/// The backends a config file can name (`backend = "tract"` or `"ort"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendName {
+    Tract,
+    Ort,
 }
 
 /// ONNX Runtime session settings, tuned for low latency on a small CPU box.
@@ -356,15 +324,6 @@ impl Config {
         }
     }
 
-    /// How the registry loads versions under this config.
-    pub fn load_options(&self) -> crate::registry::LoadOptions {
-        crate::registry::LoadOptions {
-            inline_threshold: Duration::from_micros(self.inference.inline_threshold_us),
-            default_backend: self.inference.backend,
-            ort: self.ort.clone(),
-        }
-    }
-
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid =
             |key: &str, message: &str| Err(ConfigError::Invalid { key: key.into(), message: message.into() });
@@ -425,10 +384,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact_url("redis://:hunter2@10.0.0.1:6379/0"), "redis://:***@10.0.0.1:6379/0");
-        assert_eq!(redact_url("redis://bob:hunter2@h:1"), "redis://bob:***@h:1");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    fn redis_url_is_redacted_in_debug() {
         let config = RedisConfig { url: "redis://:hunter2@h:1".into(), ..Default::default() };
         assert!(!format!("{config:?}").contains("hunter2"));
     }
@@ -456,7 +412,7 @@ mod tests {
         std::fs::write(&file, "[registry]\npath = \"reg\"\n[cache]\ndefault_ttl_ms = 5\n").expect("write");
         let config = Config::load(Some(&file)).expect("load");
         assert_eq!(config.registry.path, dir.path().join("reg"));
-        assert_eq!(config.cache.ttl_for("any"), Duration::from_millis(5));
+        assert_eq!(config.cache.default_ttl_ms, 5);
 
         std::fs::write(&file, "[registry]\npath = \"reg\"\nbogus = 1\n").expect("write");
         let err = Config::load(Some(&file)).expect_err("unknown key");

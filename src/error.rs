@@ -56,12 +56,6 @@ pub enum Error {
     /// Reading or writing registry state failed (I/O, a corrupt state file).
     #[error("registry: {0}")]
     Registry(String),
-
-    #[error("the admin API is off: set admin.token (FTI__ADMIN__TOKEN) to enable it")]
-    AdminDisabled,
-
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
 }
 
 impl Error {
@@ -87,8 +81,6 @@ impl Error {
             Error::AliasUnchanged { .. } => "alias_unchanged",
             Error::NothingToRollBack { .. } => "nothing_to_roll_back",
             Error::Registry(_) => "registry_error",
-            Error::AdminDisabled => "admin_disabled",
-            Error::Unauthorized => "unauthorized",
         }
     }
 }

@@ -2,26 +2,38 @@
 //!
 //! # Module map
 //!
-//! - [`config`]: layered configuration (defaults, TOML file, `FTI__SECTION__KEY` env) and
-//!   its validation.
-//! - [`registry`]: the model registry on disk (`<root>/<model>/<version>/manifest.toml` +
+//! Arrows run one way: transports → [`predict`] → ([`registry`], [`features`],
+//! [`transform`], [`backend`]). [`app`] and [`cli`] sit on top and wire everything; only
+//! they read [`config`].
+//!
+//! - [`predict`]: the core and the only door transports use. [`predict::Predictor`]
+//!   predicts (entity IDs and request values in, named outputs out), infers (raw tensors),
+//!   describes what is served ([`predict::describe`]) and moves aliases
+//!   ([`predict::manage`]). Every request runs under one wrapper: resolve, deadline,
+//!   outcome metrics.
+//! - [`registry`]: the model registry directory (`<root>/<model>/<version>/manifest.toml` +
 //!   `model.onnx`, `<root>/<model>/state.toml` for aliases), loading a version (checksum,
-//!   feature view, backend, warm-up) and the lock-free snapshot of what is served.
-//! - [`features`]: feature views (what a version was trained on), online stores (Redis,
-//!   in-memory from files), the TTL cache in front of them, and feature-file readers.
+//!   feature view, backend, output plans, warm-up) and the lock-free snapshot of what is
+//!   served, kept in step with the directory.
+//! - [`features`]: feature views (what a version was trained on, compiled into a fill
+//!   plan), online stores (Redis, in-memory from files), the TTL cache in front, the
+//!   per-request fetch, and feature-file readers.
 //! - [`transform`]: the on-demand expression language: parse, type-check, compile to
 //!   closures, evaluate per row.
 //! - [`backend`]: the sync [`backend::Backend`] trait that runs a model on a batch
-//!   (tract-onnx, and ONNX Runtime through `ort`).
-//! - [`predict`]: the transport-agnostic core every transport calls.
+//!   (tract-onnx with our own tree and SVM engines, and ONNX Runtime through `ort`).
 //! - [`http`]: axum routes (`/v1` predict, `/v2` Open Inference Protocol, admin), JSON
 //!   DTOs, error-to-status mapping.
 //! - [`grpc`]: tonic services (Open Inference Protocol, `fti.v1.PredictionService`) and
 //!   error-to-`Status` mapping; served beside HTTP by the same process.
 //! - [`oip`]: Open Inference Protocol tensor codecs both transports share.
 //! - [`metrics`]: metric names, buckets and the Prometheus registry.
-//! - [`app`]: wiring: build the shared state from config, serve, shut down.
-//! - [`cli`]: the commands behind `fti-serve materialize` and `fti-serve transform`.
+//! - [`config`]: the configuration file format, layered (defaults, TOML file,
+//!   `FTI__SECTION__KEY` env), and its validation.
+//! - [`app`]: wiring: turn config into each module's options, build the shared state,
+//!   serve, shut down.
+//! - [`cli`]: the commands behind `fti-serve materialize`, `transform` and `models`.
+//! - [`secret`]: values that never reach logs.
 //!
 //! # The path of one request
 //!
@@ -31,10 +43,11 @@
 //! 3. The version's [`features::FeatureView`] validates entity keys and request values,
 //!    then [`features::FeatureService`] looks up every (feature group, entity) in the
 //!    cache and fetches all misses in one store round trip.
-//! 4. The view's compiled [`transform::Program`] computes the on-demand features and the
-//!    input vector is assembled in the order the model was trained on.
-//! 5. The version's [`backend::Backend`] runs the batch; outputs are post-processed into
-//!    the names the manifest declares, and [`http`] encodes the answer.
+//! 4. The view fills each row's frame (the same fill `fti-serve transform` uses offline),
+//!    its compiled [`transform::Program`] computes the on-demand features, and the input
+//!    vector is assembled in the order the model was trained on.
+//! 5. The version's [`backend::Backend`] runs the batch; the version's output plans name
+//!    the outputs, and [`http`] encodes the answer.
 
 pub mod app;
 pub mod backend;
@@ -48,6 +61,7 @@ pub mod metrics;
 pub mod oip;
 pub mod predict;
 pub mod registry;
+pub mod secret;
 pub mod transform;
 
 pub use error::Error;

@@ -14,7 +14,7 @@ use fti_serve::config::{Config, LogFormat, StoreKind};
 use fti_serve::registry::lifecycle::Move;
 
 /// mimalloc instead of glibc malloc: at saturation glibc's malloc/free and its arena locks
-/// took ~25% of the server's CPU (perf, BENCHMARKS.md "Allocator").
+/// were a large share of the server's CPU (BENCHMARKS.md, "Allocator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -253,7 +253,7 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
         (Some(file), _) => Config::load(Some(file))?,
         (None, _) => Config::default(),
     };
-    let options = config.load_options();
+    let options = fti_serve::app::load_options(&config);
     let dir = RegistryDir::new(args.registry.unwrap_or(config.registry.path));
     let moved = |o: fti_serve::registry::lifecycle::MoveOutcome| {
         let from = o.from.map_or_else(|| "nothing".to_string(), |v| format!("version {v}"));

@@ -1,5 +1,6 @@
-//! Metric names, buckets and the Prometheus registry. Labels are bounded: model, version,
-//! stage, outcome, feature group; never entity IDs or raw paths.
+//! Metric names, buckets and the Prometheus registry. Labels are model, version, backend,
+//! stage, outcome, feature group, alias: names the registry and the config define, never
+//! entity IDs, raw paths or a model name a client made up ([`UNKNOWN_MODEL`]).
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -17,6 +18,9 @@ pub const MODEL_LOADS_TOTAL: &str = "fti_model_loads_total";
 pub const MODEL_VERSION_INFO: &str = "fti_model_version_info";
 pub const ALIAS_VERSION: &str = "fti_alias_version";
 pub const ALIAS_MOVES_TOTAL: &str = "fti_alias_moves_total";
+
+/// The `model` label of requests for a model that is not served.
+pub const UNKNOWN_MODEL: &str = "_unknown";
 
 /// Request stages, each with its own histogram series.
 pub mod stage {

@@ -1,7 +1,7 @@
 //! Open Inference Protocol tensor codecs shared by the HTTP and gRPC transports:
 //! datatype names and raw little-endian tensor bytes.
 
-use crate::backend::{Tensor, TensorData};
+use crate::predict::{Tensor, TensorData};
 
 /// Bytes per element of an input datatype fti-serve accepts (converted to f32).
 pub fn input_width(datatype: &str) -> Result<usize, String> {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 fn backends(onnx: &[u8], width: usize) -> (Result<TractBackend, String>, OrtBackend) {
     let tract = TractBackend::load(onnx, "input", width).map_err(|e| e.to_string());
-    let ort = OrtBackend::load(onnx, "input", width, &common::ort_config()).unwrap();
+    let ort = OrtBackend::load(onnx, "input", width, &common::ort_options()).unwrap();
     (tract, ort)
 }
 
@@ -105,7 +105,22 @@ fn example_models_agree_across_backends() {
             }
             assert_close(&t_batch[ti], &o_batch[t], &format!("v{version} {tensor} batch"));
         }
-        assert!(!manifest.outputs.is_empty());
+        // The loop above compares only the tensors ort returns: both backends must return
+        // the same set, and it must hold every tensor the manifest's outputs read (the
+        // server serves those). `Manifest::read` already refuses an empty `outputs`.
+        let mut names = (tract.output_names().to_vec(), ort.output_names().to_vec());
+        names.0.sort();
+        names.1.sort();
+        assert_eq!(names.0, names.1, "v{version}: tract and ort return different tensors");
+        for output in &manifest.outputs {
+            assert!(
+                names.1.contains(&output.tensor),
+                "v{version}: output `{}` reads tensor `{}`, which neither backend returns ({:?})",
+                output.name,
+                output.tensor,
+                names.1
+            );
+        }
     }
 }
 
@@ -114,7 +129,7 @@ fn both_backends_refuse_a_manifest_input_name_the_graph_does_not_have() {
     let onnx = std::fs::read(common::repo().join("models/fraud/1/model.onnx")).unwrap();
     let width = common::golden("fraud", 1)[0].input.len();
     let tract = TractBackend::load(&onnx, "features", width).err().map(|e| e.to_string());
-    let ort = OrtBackend::load(&onnx, "features", width, &common::ort_config()).err().map(|e| e.to_string());
+    let ort = OrtBackend::load(&onnx, "features", width, &common::ort_options()).err().map(|e| e.to_string());
     for (backend, err) in [("tract", tract), ("ort", ort)] {
         let err = err.unwrap_or_else(|| panic!("{backend} accepted an input name the graph does not have"));
         assert!(

@@ -161,3 +161,25 @@ async fn slow_requests_time_out_with_504() {
     let (_, metrics) = server.get_text("/metrics").await;
     assert!(metrics.contains("outcome=\"timeout\""), "{metrics}");
 }
+
+/// A client cannot grow /metrics with made-up model names: every request for a model that
+/// is not served is counted under one label value, over HTTP and gRPC alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_model_names_do_not_grow_metrics() {
+    let server = Server::start(&common::example_config()).await;
+    let series = |text: &str| text.lines().filter(|l| l.starts_with("fti_requests_total{")).count();
+    let (_, before) = server.get_text("/metrics").await;
+    for i in 0..500 {
+        let (status, body) = server.post(&format!("/v1/models/made-up-{i}/predict"), &valid()).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("model_not_found")), "{body}");
+    }
+    let (_, after) = server.get_text("/metrics").await;
+    assert!(!after.contains("made-up-"), "a client-supplied name became a label value");
+    let unknown = after
+        .lines()
+        .find(|l| l.starts_with("fti_requests_total{") && l.contains(r#"model="_unknown""#))
+        .expect("unknown models are counted");
+    assert!(unknown.ends_with(" 500"), "{unknown}");
+    // One series for all of them.
+    assert_eq!(series(&after), series(&before) + 1, "{after}");
+}

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_TOKEN, Server, add_broken_version, add_version_copy, golden, registry_copy};
-use fti_serve::config::{Config, Secret};
+use fti_serve::config::Config;
+use fti_serve::secret::Secret;
 use fti_serve::registry::ModelState;
 use serde_json::{Value, json};
 

@@ -257,8 +257,8 @@ fn version_dir(model: &str, outputs: &str) -> tempfile::TempDir {
 
 #[test]
 fn zipmap_outputs_render_as_maps_in_class_order_and_string_labels_by_name() {
-    use fti_serve::registry::OutputValue;
-    use fti_serve::registry::version::load;
+    use fti_serve::predict::{OutputValue, extract};
+    use fti_serve::registry::load::load_version as load;
 
     let outputs = r#"outputs = [
     { name = "probabilities", tensor = "probabilities", map = true, labels = ["no", "yes"] },
@@ -268,13 +268,13 @@ fn zipmap_outputs_render_as_maps_in_class_order_and_string_labels_by_name() {
     let v = load(dir.path(), "m", 1, &fti_serve::registry::LoadOptions::default()).unwrap();
     let case = load_case("lgbm_binary_zipmap");
     let tensors = v.backend.run(&case.rows[0], 1).unwrap();
-    let OutputValue::Map(map) = v.outputs[0].extract(&tensors, 0) else { panic!("not a map") };
+    let OutputValue::Map(map) = extract(&v.outputs[0], &tensors, 0) else { panic!("not a map") };
     let want = case.golden["outputs"]["probabilities"]["data"][0].as_object().unwrap();
     assert_eq!(map.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["no", "yes"]);
     for ((_, got), w) in map.iter().zip(want.values()) {
         assert!(close(*got, w.as_f64().unwrap()));
     }
-    let json = serde_json::to_string(&v.outputs[0].extract(&tensors, 0)).unwrap();
+    let json = serde_json::to_string(&extract(&v.outputs[0], &tensors, 0)).unwrap();
     assert!(json.find("\"no\"").unwrap() < json.find("\"yes\"").unwrap(), "{json}");
 
     let labels = r#"outputs = [{ name = "label", tensor = "label", labels = ["high", "low", "mid"] }]"#;
@@ -284,7 +284,7 @@ fn zipmap_outputs_render_as_maps_in_class_order_and_string_labels_by_name() {
     let want = case.golden["outputs"]["label"]["data"].as_array().unwrap();
     for (r, row) in case.rows.iter().enumerate() {
         let tensors = v.backend.run(row, 1).unwrap();
-        assert_eq!(v.outputs[0].extract(&tensors, 0), OutputValue::Str(want[r].as_str().unwrap().into()));
+        assert_eq!(extract(&v.outputs[0], &tensors, 0), OutputValue::Str(want[r].as_str().unwrap().into()));
     }
 }
 
@@ -292,9 +292,13 @@ fn zipmap_outputs_render_as_maps_in_class_order_and_string_labels_by_name() {
 fn a_map_output_needs_one_label_per_class() {
     let outputs = r#"outputs = [{ name = "p", tensor = "probabilities", map = true, labels = ["only"] }]"#;
     let dir = version_dir("lgbm_binary_zipmap", outputs);
-    let err =
-        fti_serve::registry::version::load(dir.path(), "m", 1, &fti_serve::registry::LoadOptions::default())
-            .unwrap_err();
+    let err = fti_serve::registry::load::load_version(
+        dir.path(),
+        "m",
+        1,
+        &fti_serve::registry::LoadOptions::default(),
+    )
+    .unwrap_err();
     assert!(err.contains("1 labels for 2 classes"), "{err}");
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Server, golden, registry_copy};
-use fti_serve::backend::BackendKind;
+use fti_serve::config::BackendName;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manifest_chooses_ort_per_version() {
@@ -56,7 +56,7 @@ async fn global_default_backend_applies_to_manifests_without_one() {
     }
     let mut config = common::example_config();
     config.registry.path = registry.path().to_path_buf();
-    config.inference.backend = BackendKind::Ort;
+    config.inference.backend = BackendName::Ort;
     config.ort = common::ort_config();
     let server = Server::start(&config).await;
     for version in [1u64, 2] {

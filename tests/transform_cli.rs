@@ -107,3 +107,135 @@ fn transform_cli_names_the_bad_cell() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.csv row 2, column `amount`: expected a number"), "{stderr}");
 }
+
+/// One fill path: the same edge-case rows (missing entity under each `on_missing`
+/// policy, missing fields, an empty string, a stored NaN, stored values of the wrong
+/// type, a request value of the wrong type) give bit-identical input vectors, or the same
+/// error, served (Redis) and offline (`fti-serve transform` over JSON lines holding what
+/// Redis holds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_and_transform_fill_edge_cases_alike() {
+    let registry = common::registry_copy();
+    // card_profile refuses a missing entity; card_activity defaults it.
+    let manifest = registry.path().join("fraud/1/manifest.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut m: toml::Table = toml::from_str(&text).unwrap();
+    let groups = m["feature_view"]["groups"].as_array_mut().unwrap();
+    let profile = groups.iter_mut().find(|g| g["name"].as_str() == Some("card_profile")).unwrap();
+    profile.as_table_mut().unwrap().insert("on_missing".into(), "error".into());
+    std::fs::write(&manifest, toml::to_string(&m).unwrap()).unwrap();
+
+    let redis = Redis::start();
+    // (group, card, stored fields)
+    type Hash = Vec<(&'static str, &'static str)>;
+    let stored: Vec<(&str, &str, Hash)> = vec![
+        (
+            "card_profile",
+            "edge-a",
+            vec![
+                ("home_lat", "59.3"),
+                ("home_lon", "18.0"),
+                ("card_created_ts", "1700000000"),
+                ("credit_limit", "NaN"),
+            ],
+        ),
+        // Fields missing, a NaN, a value of the wrong type and an empty string.
+        (
+            "card_activity",
+            "edge-a",
+            vec![
+                ("txn_count_1h", "2"),
+                ("amount_avg_30d", "NaN"),
+                ("amount_std_30d", "abc"),
+                ("last_txn_ts", ""),
+            ],
+        ),
+        // No card_activity at all for edge-b: defaults.
+        ("card_profile", "edge-b", vec![("home_lat", "1.5"), ("credit_limit", "7000")]),
+        // edge-c has activity but no profile: entity not found.
+        ("card_activity", "edge-c", vec![("txn_count_24h", "9")]),
+    ];
+    let mut conn = redis.conn();
+    for (group, card, fields) in &stored {
+        let _: () =
+            redis::cmd("HSET").arg(format!("fti:{group}:{card}")).arg(fields).query(&mut conn).unwrap();
+    }
+    let mut config = redis_config(&redis);
+    config.registry.path = registry.path().to_path_buf();
+    let server = Server::start(&config).await;
+
+    let base = json!({"amount": 42.5, "lat": 59.33, "lon": 18.06, "ts": 1764000000});
+    let with = |card: &str, extra: Value| {
+        let mut features = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            features[k] = v.clone();
+        }
+        json!({"entities": {"cc_num": card}, "features": features})
+    };
+    let cases = [
+        with("edge-a", json!({"merchant_category": ""})),
+        with("edge-a", json!({"merchant_category": "grocery"})),
+        with("edge-b", json!({"merchant_category": null})),
+        with("edge-c", json!({})),
+        with("edge-a", json!({"amount": "abc"})),
+        with("edge-b", json!({"lat": null})),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut served_ok = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let mut request = case.clone();
+        request["return_features"] = json!(true);
+        let (status, body) = server.post("/v1/models/fraud/versions/1/predict", &request).await;
+
+        // The offline row: the request's values plus exactly what Redis holds for the card.
+        let card = case["entities"]["cc_num"].as_str().unwrap();
+        let mut row = case["features"].as_object().unwrap().clone();
+        row.insert("cc_num".into(), json!(card));
+        for (_, _, fields) in stored.iter().filter(|(_, c, _)| *c == card) {
+            for (name, value) in fields {
+                row.insert((*name).to_string(), json!(value));
+            }
+        }
+        let input = dir.path().join(format!("row{i}.jsonl"));
+        let output = dir.path().join(format!("out{i}.jsonl"));
+        std::fs::write(&input, format!("{}\n", Value::Object(row))).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_fti-serve"))
+            .args(["transform", "--model-input", "--feature-view"])
+            .arg(registry.path().join("fraud/1/manifest.toml"))
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&output)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if status == 200 {
+            assert!(out.status.success(), "case {i}: served, but transform failed: {stderr}");
+            served_ok += 1;
+            let offline: Value =
+                serde_json::from_str(std::fs::read_to_string(&output).unwrap().trim()).unwrap();
+            let served = body["features"].as_object().unwrap();
+            assert_eq!(served.len(), offline.as_object().unwrap().len(), "case {i}");
+            for (name, value) in served {
+                // NaN travels as null in both.
+                let bits = |v: &Value| v.as_f64().map(f64::to_bits);
+                assert_eq!(
+                    bits(value),
+                    bits(&offline[name]),
+                    "case {i} {name}: served {value}, offline {}",
+                    offline[name]
+                );
+            }
+        } else {
+            assert!(!out.status.success(), "case {i}: served {status} {body}, but transform succeeded");
+            let message = body["error"].as_str().unwrap();
+            let message = message
+                .split_once(": ")
+                .filter(|_| body["code"] == "invalid_input")
+                .map_or(message, |(_, m)| m);
+            assert!(stderr.contains(message), "case {i}: served {message:?}, transform said {stderr}");
+        }
+    }
+    // Both kinds of outcome were exercised: three rows serve, three are refused.
+    assert_eq!(served_ok, 3);
+}

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fti_serve::app::App;
-use fti_serve::config::{Config, Secret};
+use fti_serve::config::Config;
+use fti_serve::secret::Secret;
 use serde_json::Value;
 
 const ADMIN_TOKEN: &str = "loadtest-admin-token-0123";

@@ -16,14 +16,51 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::{Backend, BackendError, BackendKind, Tensor, TensorData};
-use crate::config::{OrtConfig, OrtOptimization};
+
+/// ONNX Runtime session settings, tuned for low latency on a small CPU box.
+#[derive(Debug, Clone)]
+pub struct OrtOptions {
+    /// Path to libonnxruntime; `None`: the `ORT_DYLIB_PATH` environment variable.
+    pub library: Option<PathBuf>,
+    /// Threads inside one operator. 1 is fastest for single rows on few cores.
+    pub intra_op_threads: usize,
+    /// Threads across independent operators.
+    pub inter_op_threads: usize,
+    pub optimization: Optimization,
+    /// ONNX Runtime's CPU memory arena.
+    pub memory_arena: bool,
+    /// Sessions per model version (`Session::run` takes one session exclusively).
+    pub sessions: usize,
+}
+
+impl Default for OrtOptions {
+    fn default() -> Self {
+        OrtOptions {
+            library: None,
+            intra_op_threads: 1,
+            inter_op_threads: 1,
+            optimization: Optimization::All,
+            memory_arena: true,
+            sessions: std::thread::available_parallelism().map_or(2, usize::from),
+        }
+    }
+}
+
+/// ONNX Runtime's graph optimisation levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimization {
+    Disable,
+    Basic,
+    Extended,
+    All,
+}
 
 /// The process's one ONNX Runtime environment and the library it came from. A failed load
 /// is not remembered, so fixing the path and reloading a version works without a restart.
 static ENVIRONMENT: Mutex<Option<(PathBuf, Arc<Environment>)>> = Mutex::new(None);
 
 /// Where to find libonnxruntime: `ort.library`, else `ORT_DYLIB_PATH`.
-pub fn library_path(config: &OrtConfig) -> Result<PathBuf, BackendError> {
+pub fn library_path(config: &OrtOptions) -> Result<PathBuf, BackendError> {
     config.library.clone().or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)).ok_or_else(
         || {
             BackendError::Load(
@@ -88,15 +125,15 @@ impl OrtBackend {
         onnx: &[u8],
         input_name: &str,
         width: usize,
-        config: &OrtConfig,
+        config: &OrtOptions,
     ) -> Result<OrtBackend, BackendError> {
         let env = environment(&library_path(config)?)?;
         let load = |e: &dyn std::fmt::Display| BackendError::Load(e.to_string());
-        let level = match config.optimization_level {
-            OrtOptimization::Disable => GraphOptimizationLevel::Disable,
-            OrtOptimization::Basic => GraphOptimizationLevel::Level1,
-            OrtOptimization::Extended => GraphOptimizationLevel::Level2,
-            OrtOptimization::All => GraphOptimizationLevel::All,
+        let level = match config.optimization {
+            Optimization::Disable => GraphOptimizationLevel::Disable,
+            Optimization::Basic => GraphOptimizationLevel::Level1,
+            Optimization::Extended => GraphOptimizationLevel::Level2,
+            Optimization::All => GraphOptimizationLevel::All,
         };
         let mut sessions = Vec::with_capacity(config.sessions.max(1));
         for _ in 0..config.sessions.max(1) {

@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::{Config, redact_url};
+use crate::config::Config;
 use crate::features::files::{FeatureFile, FeatureRow, GroupSchema, group_schemas};
 use crate::registry::{Manifest, RegistryDir};
+use crate::secret::redact_url;
 
 #[derive(Debug, Clone)]
 pub struct MaterializeArgs {

@@ -5,7 +5,7 @@
 
 use crate::Error;
 use crate::registry::lifecycle::{self, Move, MoveOutcome, MoveRequest};
-use crate::registry::{LoadOptions, Manifest, RegistryDir, version};
+use crate::registry::{LoadOptions, Manifest, RegistryDir, load};
 use std::fmt::Write as _;
 
 fn who() -> String {
@@ -79,7 +79,7 @@ pub fn move_alias(
 ) -> Result<MoveOutcome, Error> {
     let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
     lifecycle::move_alias(dir, model, action, &request, |v| {
-        version::load(&dir.version_dir(model, v), model, v, options).map(drop)
+        load::load_version(&dir.version_dir(model, v), model, v, options).map(drop)
     })
 }
 

@@ -1,6 +1,14 @@
 //! `fti-serve transform`: the serving path's feature assembly, offline. The training
 //! pipeline runs it over its point-in-time rows so that on-demand features are computed
 //! by the very code that serves them (no training/serving skew).
+//!
+//! Each row goes through the same fill as a served request (`FeatureView::fill_request`
+//! and `fill_groups`): request features are read as a client's values, group features as
+//! the online store holds them (text, parsed by dtype; a value that does not parse is
+//! missing), a group none of whose features is present is a missing entity under the
+//! group's `on_missing` policy, and defaults fill the rest. The file format decides only
+//! what "absent" is: an empty CSV cell (as `materialize` deletes the field for one), a
+//! JSON `null` or a missing key.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -8,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use crate::features::{FeatureView, Value};
+use crate::Error;
+use crate::features::{DType, FeatureView, RequestValue, Value};
+use crate::transform::Frame;
 
 #[derive(Debug, Clone)]
 pub struct TransformArgs {
@@ -27,20 +37,106 @@ pub struct TransformArgs {
 pub enum TransformCliError {
     #[error("{0}")]
     Setup(String),
-    #[error("{path} row {row}, column `{column}`: {message}")]
-    Row { path: PathBuf, row: usize, column: String, message: String },
+    #[error("{path} row {row}, {what}")]
+    Row { path: PathBuf, row: usize, what: String },
     #[error("writing {path}: {message}")]
     Write { path: PathBuf, message: String },
 }
 
-/// One input row: column names with their cells as text (`None` = absent/null).
+/// One cell as the file holds it.
+enum Cell {
+    Text(String),
+    Json(Json),
+}
+
+/// One input row: column names with their cells.
 struct Row {
-    cells: Vec<(String, Option<String>)>,
+    cells: Vec<(String, Cell)>,
 }
 
 impl Row {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.cells.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+    fn cell(&self, name: &str) -> Option<&Cell> {
+        self.cells.iter().find(|(k, _)| k == name).map(|(_, c)| c)
+    }
+
+    /// The cell as text, `None` when absent (an empty CSV cell, JSON null).
+    fn text(&self, name: &str) -> Option<String> {
+        self.cell(name).and_then(Cell::text)
+    }
+
+    /// The cell as a client would have sent it as a request value of `dtype`.
+    fn request_value(&self, name: &str, dtype: DType) -> RequestValue {
+        match self.cell(name) {
+            None => RequestValue::Null,
+            Some(Cell::Json(v)) => RequestValue::from(v.clone()),
+            Some(Cell::Text(t)) if t.is_empty() => RequestValue::Null,
+            Some(Cell::Text(t)) => text_request_value(t, dtype),
+        }
+    }
+}
+
+impl Cell {
+    fn text(&self) -> Option<String> {
+        match self {
+            Cell::Text(t) if t.is_empty() => None,
+            Cell::Text(t) => Some(t.clone()),
+            Cell::Json(Json::Null) => None,
+            Cell::Json(Json::String(s)) => Some(s.clone()),
+            Cell::Json(other) => Some(other.to_string()),
+        }
+    }
+}
+
+/// CSV carries no types: a cell is read as the JSON value a client would send for the
+/// feature's dtype (a number for numbers, `true`/`false` for bools). Text that is not
+/// one stays text, which the feature then refuses as a served request would.
+fn text_request_value(text: &str, dtype: DType) -> RequestValue {
+    match dtype {
+        DType::Float | DType::Int => {
+            text.trim().parse::<f64>().map_or_else(|_| RequestValue::Str(text.to_string()), RequestValue::Num)
+        }
+        DType::Bool => match text.trim() {
+            "true" | "True" | "TRUE" => RequestValue::Bool(true),
+            "false" | "False" | "FALSE" => RequestValue::Bool(false),
+            _ => RequestValue::Str(text.to_string()),
+        },
+        DType::String => RequestValue::Str(text.to_string()),
+    }
+}
+
+/// Fills and computes one row's frame exactly as serving does.
+fn fill_row(view: &FeatureView, row: &Row, stored_value_errors: &mut usize) -> Result<Frame, Error> {
+    let mut frame = view.new_frame();
+    let mut missing = Vec::new();
+    let request: Vec<(String, RequestValue)> =
+        view.request.iter().map(|f| (f.name.to_string(), row.request_value(&f.name, f.dtype))).collect();
+    view.fill_request(&mut frame, &request, "", &mut missing)?;
+    // Entity keys only name the entity in messages here; no store is read.
+    let entities: Vec<String> =
+        view.entities.iter().map(|e| row.text(e).unwrap_or_else(|| "?".to_string())).collect();
+    let mut values = Vec::with_capacity(view.groups.len());
+    let mut keys = Vec::with_capacity(view.groups.len());
+    for plan in &view.groups {
+        let stored: Vec<Option<String>> = plan.fields.iter().map(|f| row.text(&f.name)).collect();
+        let (group, bad) = plan.from_stored(Some(stored));
+        *stored_value_errors += bad;
+        values.push(group);
+        keys.push(plan.entity_key(&entities));
+    }
+    view.fill_groups(&mut frame, &values, &keys, &mut missing)?;
+    view.compute(&mut frame);
+    Ok(frame)
+}
+
+/// A fill error as `column `x`: message` where it names a feature.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::InvalidInput { field, message } => {
+            let column = field.strip_prefix("features.").unwrap_or(field);
+            format!("column `{column}`: {message}")
+        }
+        Error::FeatureMissing { feature, .. } => format!("column `{feature}`: {error}"),
+        other => other.to_string(),
     }
 }
 
@@ -82,27 +178,22 @@ pub fn run(args: &TransformArgs) -> Result<usize, TransformCliError> {
         w.write_record(&header).map_err(|e| write_err(&e))?;
         Output::Csv(Box::new(w))
     };
+    let mut stored_value_errors = 0;
     for (i, row) in rows.iter().enumerate() {
-        let mut frame = view.new_frame();
-        let mut missing = Vec::new();
-        view.fill_from_strings(&mut frame, |name| row.get(name), &mut missing).map_err(
-            |(column, message)| TransformCliError::Row {
-                path: args.input.clone(),
-                row: i + 1,
-                column,
-                message,
-            },
-        )?;
-        view.compute(&mut frame);
+        let frame = fill_row(&view, row, &mut stored_value_errors).map_err(|e| TransformCliError::Row {
+            path: args.input.clone(),
+            row: i + 1,
+            what: describe(&e),
+        })?;
         let computed: Vec<Value> = if args.model_input {
             view.input_values(&frame).map(|(_, v)| Value::Num(v)).collect()
         } else {
             view.on_demand_values(&frame)
         };
         let passed: Vec<Option<String>> = if args.model_input {
-            args.keep.iter().map(|k| row.get(k).map(str::to_string)).collect()
+            args.keep.iter().map(|k| row.text(k)).collect()
         } else {
-            row.cells.iter().map(|(_, v)| v.clone()).collect()
+            row.cells.iter().map(|(_, c)| c.text()).collect()
         };
         match &mut out {
             Output::Csv(w) => {
@@ -123,6 +214,13 @@ pub fn run(args: &TransformArgs) -> Result<usize, TransformCliError> {
     match out {
         Output::Csv(mut w) => w.flush().map_err(|e| write_err(&e))?,
         Output::Jsonl(mut w) => w.flush().map_err(|e| write_err(&e))?,
+    }
+    if stored_value_errors > 0 {
+        // Served requests count these in fti_stored_value_errors_total.
+        tracing::warn!(
+            values = stored_value_errors,
+            "group feature values did not parse as their dtype and were treated as missing"
+        );
     }
     Ok(rows.len())
 }
@@ -167,17 +265,7 @@ fn read_rows(path: &Path) -> Result<Vec<Row>, TransformCliError> {
             else {
                 return Err(setup(format!("line {}: expected a JSON object", i + 1)));
             };
-            let cells = object
-                .into_iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        Json::Null => None,
-                        Json::String(s) => Some(s),
-                        other => Some(other.to_string()),
-                    };
-                    (k, text)
-                })
-                .collect();
+            let cells = object.into_iter().map(|(k, v)| (k, Cell::Json(v))).collect();
             rows.push(Row { cells });
         }
         Ok(rows)
@@ -190,7 +278,11 @@ fn read_rows(path: &Path) -> Result<Vec<Row>, TransformCliError> {
             .map(|r| {
                 let record = r.map_err(|e| setup(e.to_string()))?;
                 Ok(Row {
-                    cells: header.iter().cloned().zip(record.iter().map(|c| Some(c.to_string()))).collect(),
+                    cells: header
+                        .iter()
+                        .cloned()
+                        .zip(record.iter().map(|c| Cell::Text(c.to_string())))
+                        .collect(),
                 })
             })
             .collect()

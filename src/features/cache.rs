@@ -2,6 +2,7 @@
 //! tokio clock, so each feature group has its own TTL and tests can pause time; moka's own
 //! TTL (the longest group TTL) only bounds how long dead entries occupy memory.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,27 @@ use moka::future::Cache;
 use tokio::time::Instant;
 
 use super::view::GroupValues;
+
+/// How long each feature group's values are cached; a zero TTL turns caching off.
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    /// Upper bound on cached (group, entity) entries.
+    pub max_entries: u64,
+    /// TTL of groups not listed in `ttl`.
+    pub default_ttl: Duration,
+    pub ttl: BTreeMap<String, Duration>,
+}
+
+impl CacheOptions {
+    pub fn ttl_for(&self, group: &str) -> Duration {
+        self.ttl.get(group).copied().unwrap_or(self.default_ttl)
+    }
+
+    /// The longest TTL of any group: zero when nothing is cached.
+    pub fn longest_ttl(&self) -> Duration {
+        self.ttl.values().copied().chain([self.default_ttl]).max().unwrap_or_default()
+    }
+}
 
 #[derive(Clone)]
 struct Entry {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::store::{BoxFuture, Fetched, Lookup, OnlineStore, StoreError};
+use super::store::{BoxFuture, Lookup, OnlineStore, StoreError, StoredRows};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -35,7 +35,7 @@ impl MemoryStore {
 }
 
 impl OnlineStore for MemoryStore {
-    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<Fetched, StoreError>> {
+    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<StoredRows, StoreError>> {
         let fetched = lookups
             .iter()
             .map(|lookup| {

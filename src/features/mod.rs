@@ -11,7 +11,8 @@ pub mod store;
 pub mod value;
 pub mod view;
 
-pub use service::{FeatureService, Fetched};
+pub use cache::CacheOptions;
+pub use service::{FeatureService, FetchedGroups, OnStoreError};
 pub use store::OnlineStore;
 pub use value::{DType, RequestValue, Value};
 pub use view::{FeatureView, FeatureViewSpec};

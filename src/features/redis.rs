@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::store::{BoxFuture, Fetched, Lookup, OnlineStore, StoreError};
-use crate::config::{RedisConfig, redact_url};
+use super::store::{BoxFuture, Lookup, OnlineStore, StoreError, StoredRows};
+use crate::secret::redact_url;
 
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -19,11 +19,11 @@ impl RedisStore {
     /// Creates the store without connecting: the connection is made (and re-made after an
     /// outage) on first use, so the server starts, and reports not-ready, while Redis is
     /// down.
-    pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreError> {
-        let display = redact_url(&config.url);
-        let client = redis::Client::open(config.url.as_str())
+    /// `timeout` bounds one round trip (all groups and entities of a request).
+    pub fn new(url: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+        let display = redact_url(url);
+        let client = redis::Client::open(url)
             .map_err(|e| StoreError::Backend(format!("invalid redis url {display}: {e}")))?;
-        let timeout = Duration::from_millis(config.timeout_ms);
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -47,7 +47,7 @@ impl RedisStore {
 }
 
 impl OnlineStore for RedisStore {
-    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<Fetched, StoreError>> {
+    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<StoredRows, StoreError>> {
         Box::pin(async move {
             if lookups.is_empty() {
                 return Ok(Vec::new());
@@ -59,12 +59,9 @@ impl OnlineStore for RedisStore {
             }
             let mut conn = self.conn.clone();
             let rows: Vec<Vec<Option<String>>> = self.with_deadline(pipe.query_async(&mut conn)).await?;
-            // HMGET cannot tell an absent key from a hash without these fields; both mean
-            // "nothing known about this entity" to a feature view.
-            Ok(rows
-                .into_iter()
-                .map(|fields| if fields.iter().all(Option::is_none) { None } else { Some(fields) })
-                .collect())
+            // HMGET cannot tell an absent key from a hash without these fields; the feature
+            // view treats both as "entity not found" (GroupPlan::from_stored).
+            Ok(rows.into_iter().map(Some).collect())
         })
     }
 

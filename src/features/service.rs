@@ -3,18 +3,26 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use super::cache::GroupCache;
+use super::cache::{CacheOptions, GroupCache};
 use super::store::{Lookup, OnlineStore};
 use super::view::{FeatureView, GroupValues, OnMissing};
 use crate::Error;
-use crate::config::{CacheConfig, StoreErrorPolicy};
 use crate::metrics::Metrics;
+
+/// What a request does when the online store fails or times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    /// Answer 503 (`store_unavailable`).
+    Fail,
+    /// Serve with every group feature defaulted and listed in `missing_features`, except
+    /// for groups whose `on_missing` is `error`.
+    Defaults,
+}
 
 /// Fetched values for a batch: index `row * groups + group`.
 #[derive(Debug)]
-pub struct Fetched {
+pub struct FetchedGroups {
     pub values: Vec<GroupValues>,
     /// The entity part of each key (`4111...`, or `a:b` for composite keys), for messages.
     pub entities: Vec<String>,
@@ -23,9 +31,9 @@ pub struct Fetched {
 pub struct FeatureService {
     store: Arc<dyn OnlineStore>,
     cache: Option<GroupCache>,
-    cache_config: CacheConfig,
+    cache_options: CacheOptions,
     prefix: String,
-    policy: StoreErrorPolicy,
+    policy: OnStoreError,
     up: AtomicBool,
     metrics: Metrics,
 }
@@ -43,16 +51,14 @@ impl std::fmt::Debug for FeatureService {
 impl FeatureService {
     pub fn new(
         store: Arc<dyn OnlineStore>,
-        cache_config: CacheConfig,
+        cache_options: CacheOptions,
         prefix: String,
-        policy: StoreErrorPolicy,
+        policy: OnStoreError,
         metrics: Metrics,
     ) -> FeatureService {
-        let longest =
-            cache_config.ttl_ms.values().copied().chain([cache_config.default_ttl_ms]).max().unwrap_or(0);
-        let cache =
-            (longest > 0).then(|| GroupCache::new(cache_config.max_entries, Duration::from_millis(longest)));
-        FeatureService { store, cache, cache_config, prefix, policy, up: AtomicBool::new(true), metrics }
+        let longest = cache_options.longest_ttl();
+        let cache = (!longest.is_zero()).then(|| GroupCache::new(cache_options.max_entries, longest));
+        FeatureService { store, cache, cache_options, prefix, policy, up: AtomicBool::new(true), metrics }
     }
 
     pub fn describe(&self) -> String {
@@ -86,7 +92,7 @@ impl FeatureService {
 
     /// Looks up every group of `view` for every row (`rows[r]` = entity values in the
     /// view's entity order).
-    pub async fn fetch(&self, view: &FeatureView, rows: &[Vec<String>]) -> Result<Fetched, Error> {
+    pub async fn fetch(&self, view: &FeatureView, rows: &[Vec<String>]) -> Result<FetchedGroups, Error> {
         let groups = view.groups.len();
         let mut values: Vec<Option<GroupValues>> = vec![None; rows.len() * groups];
         let mut entities = Vec::with_capacity(values.len());
@@ -98,7 +104,7 @@ impl FeatureService {
                 let entity = plan.entity_key(entity_values);
                 let key = format!("{}{}:{}", self.prefix, plan.name, entity);
                 entities.push(entity);
-                let ttl = self.cache_config.ttl_for(&plan.name);
+                let ttl = self.cache_options.ttl_for(&plan.name);
                 if let (Some(cache), false) = (&self.cache, ttl.is_zero()) {
                     let cache_key = (plan.id, key);
                     let hit = cache.get(&cache_key).await;
@@ -121,17 +127,14 @@ impl FeatureService {
                 Ok(fetched) => {
                     for ((index, lookup), raw) in pending.into_iter().zip(lookups).zip(fetched) {
                         let plan = &view.groups[index % groups];
-                        let parsed = raw.map(|raw| {
-                            let (parsed, bad) = plan.parse(raw);
-                            if bad > 0 {
-                                self.metrics
-                                    .stored_value_errors
-                                    .with_label_values(&[&*plan.name])
-                                    .inc_by(bad as u64);
-                            }
-                            parsed
-                        });
-                        let ttl = self.cache_config.ttl_for(&plan.name);
+                        let (parsed, bad) = plan.from_stored(raw);
+                        if bad > 0 {
+                            self.metrics
+                                .stored_value_errors
+                                .with_label_values(&[&*plan.name])
+                                .inc_by(bad as u64);
+                        }
+                        let ttl = self.cache_options.ttl_for(&plan.name);
                         if let (Some(cache), false) = (&self.cache, ttl.is_zero()) {
                             cache.insert((plan.id, lookup.key), parsed.clone(), ttl).await;
                         }
@@ -142,7 +145,7 @@ impl FeatureService {
                     self.metrics.store_errors.with_label_values(&[e.kind()]).inc();
                     self.set_up(false);
                     tracing::warn!("online store lookup failed: {e}");
-                    if self.policy == StoreErrorPolicy::Fail {
+                    if self.policy == OnStoreError::Fail {
                         return Err(Error::StoreUnavailable(e.to_string()));
                     }
                     for index in pending {
@@ -154,6 +157,6 @@ impl FeatureService {
                 }
             }
         }
-        Ok(Fetched { values: values.into_iter().map(Option::unwrap_or_default).collect(), entities })
+        Ok(FetchedGroups { values: values.into_iter().map(Option::unwrap_or_default).collect(), entities })
     }
 }

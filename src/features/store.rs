@@ -13,7 +13,7 @@ pub struct Lookup<'a> {
 }
 
 /// Per lookup, in order: `None` when the key does not exist, else each field's raw value.
-pub type Fetched = Vec<Option<Vec<Option<String>>>>;
+pub type StoredRows = Vec<Option<Vec<Option<String>>>>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -34,7 +34,7 @@ impl StoreError {
 
 pub trait OnlineStore: Send + Sync + 'static {
     /// Reads every lookup in one round trip.
-    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<Fetched, StoreError>>;
+    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<StoredRows, StoreError>>;
 
     /// Cheap liveness probe for readiness.
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;

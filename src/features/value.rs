@@ -44,6 +44,24 @@ pub enum RequestValue {
     Other(&'static str),
 }
 
+/// A JSON value as a request value: the one rule for every JSON reader (the `/v1` API and
+/// JSON-lines files offline).
+impl From<serde_json::Value> for RequestValue {
+    fn from(v: serde_json::Value) -> RequestValue {
+        use serde_json::Value as Json;
+        match v {
+            Json::Null => RequestValue::Null,
+            Json::Bool(b) => RequestValue::Bool(b),
+            Json::Number(n) => {
+                n.as_f64().map_or(RequestValue::Other("a number out of range"), RequestValue::Num)
+            }
+            Json::String(s) => RequestValue::Str(s),
+            Json::Array(_) => RequestValue::Other("an array"),
+            Json::Object(_) => RequestValue::Other("an object"),
+        }
+    }
+}
+
 impl fmt::Display for RequestValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

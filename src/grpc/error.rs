@@ -19,8 +19,6 @@ pub fn status_of(error: &Error) -> Code {
         Error::VersionRefused { .. } | Error::AliasUnchanged { .. } | Error::NothingToRollBack { .. } => {
             Code::FailedPrecondition
         }
-        Error::AdminDisabled => Code::PermissionDenied,
-        Error::Unauthorized => Code::Unauthenticated,
     }
 }
 

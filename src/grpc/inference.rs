@@ -8,8 +8,8 @@ use super::error::to_status;
 use super::pb::inference as pb;
 use super::pb::inference::grpc_inference_service_server::GrpcInferenceService;
 use crate::oip;
-use crate::predict::{InferResponse, Predictor, TensorInput};
-use crate::registry::{Target, VersionState};
+use crate::predict::describe::{SERVER_NAME, SERVER_VERSION};
+use crate::predict::{InferResponse, Predictor, Target, TensorInput, TensorMeta};
 
 pub struct Inference {
     predictor: Predictor,
@@ -21,14 +21,8 @@ impl Inference {
     }
 }
 
-fn target(version: &str) -> Result<Target, Status> {
-    if version.is_empty() {
-        return Ok(Target::production());
-    }
-    version
-        .parse()
-        .map(Target::Version)
-        .map_err(|_| Status::invalid_argument(format!("model version must be a number, got {version:?}")))
+fn target(field: &str, version: &str) -> Result<Target, Status> {
+    Target::from_version_text(field, version).map_err(|e| to_status(&e))
 }
 
 /// The input tensor of `request`, from `raw_input_contents` or typed `contents`.
@@ -78,15 +72,16 @@ pub fn encode(
     request: &pb::ModelInferRequest,
     response: &InferResponse,
 ) -> Result<pb::ModelInferResponse, Status> {
-    let names = response.version.backend.output_names();
+    let all = &response.outputs;
     let selected: Vec<usize> = if request.outputs.is_empty() {
-        (0..names.len()).collect()
+        (0..all.len()).collect()
     } else {
         request
             .outputs
             .iter()
             .map(|o| {
-                names.iter().position(|n| *n == o.name).ok_or_else(|| {
+                all.iter().position(|t| t.name == o.name).ok_or_else(|| {
+                    let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
                     Status::invalid_argument(format!(
                         "unknown output `{}` (the model has: {})",
                         o.name,
@@ -99,9 +94,9 @@ pub fn encode(
     let mut outputs = Vec::with_capacity(selected.len());
     let mut raw = Vec::with_capacity(selected.len());
     for i in selected {
-        let t = &response.outputs[i];
+        let t = &all[i].tensor;
         outputs.push(pb::model_infer_response::InferOutputTensor {
-            name: names[i].clone(),
+            name: all[i].name.clone(),
             datatype: t.datatype().to_string(),
             shape: t.shape.iter().map(|&d| d as i64).collect(),
             parameters: Default::default(),
@@ -113,7 +108,7 @@ pub fn encode(
     }
     Ok(pb::ModelInferResponse {
         model_name: request.model_name.clone(),
-        model_version: response.version.version.to_string(),
+        model_version: response.version.to_string(),
         id: request.id.clone(),
         parameters: Default::default(),
         outputs,
@@ -142,7 +137,7 @@ impl GrpcInferenceService for Inference {
         request: Request<pb::ModelReadyRequest>,
     ) -> Result<Response<pb::ModelReadyResponse>, Status> {
         let r = request.into_inner();
-        let ready = self.predictor.registry().snapshot().resolve(&r.name, &target(&r.version)?).is_ok();
+        let ready = self.predictor.model_ready(&r.name, &target("version", &r.version)?);
         Ok(Response::new(pb::ModelReadyResponse { ready }))
     }
 
@@ -151,8 +146,8 @@ impl GrpcInferenceService for Inference {
         _: Request<pb::ServerMetadataRequest>,
     ) -> Result<Response<pb::ServerMetadataResponse>, Status> {
         Ok(Response::new(pb::ServerMetadataResponse {
-            name: "fti-serve".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            name: SERVER_NAME.into(),
+            version: SERVER_VERSION.into(),
             extensions: Vec::new(),
         }))
     }
@@ -162,26 +157,21 @@ impl GrpcInferenceService for Inference {
         request: Request<pb::ModelMetadataRequest>,
     ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
         let r = request.into_inner();
-        let snapshot = self.predictor.registry().snapshot();
-        let v = snapshot.resolve(&r.name, &target(&r.version)?).map_err(|e| to_status(&e))?;
-        let versions = snapshot.models[&r.name]
-            .versions
-            .iter()
-            .filter(|(_, s)| matches!(s, VersionState::Ready(_)))
-            .map(|(n, _)| n.to_string())
-            .collect();
-        let tensor =
-            |name: &str, datatype: &str, shape: Vec<i64>| pb::model_metadata_response::TensorMetadata {
-                name: name.to_string(),
-                datatype: datatype.to_string(),
-                shape,
-            };
+        let m = self
+            .predictor
+            .model_metadata(&r.name, &target("version", &r.version)?)
+            .map_err(|e| to_status(&e))?;
+        let tensor = |t: &TensorMeta| pb::model_metadata_response::TensorMetadata {
+            name: t.name.clone(),
+            datatype: t.datatype.to_string(),
+            shape: t.shape.clone(),
+        };
         Ok(Response::new(pb::ModelMetadataResponse {
-            name: r.name,
-            versions,
-            platform: "onnx".into(),
-            inputs: vec![tensor(&v.manifest.model.input.name, "FP32", vec![-1, v.view.width() as i64])],
-            outputs: v.tensors.iter().map(|t| tensor(&t.name, t.datatype, t.shape.clone())).collect(),
+            name: m.name,
+            versions: m.versions.iter().map(u64::to_string).collect(),
+            platform: m.platform.into(),
+            inputs: m.inputs.iter().map(tensor).collect(),
+            outputs: m.outputs.iter().map(tensor).collect(),
         }))
     }
 
@@ -193,7 +183,7 @@ impl GrpcInferenceService for Inference {
         let input = decode(&request)?;
         let response = self
             .predictor
-            .infer(&request.model_name, &target(&request.model_version)?, input)
+            .infer(&request.model_name, &target("model_version", &request.model_version)?, input)
             .await
             .map_err(|e| to_status(&e))?;
         encode(&request, &response).map(Response::new)

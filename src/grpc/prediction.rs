@@ -9,9 +9,9 @@ use tonic::{Request, Response, Status, Streaming};
 use super::error::to_status;
 use super::pb::fti as pb;
 use super::pb::fti::prediction_service_server::PredictionService;
-use crate::features::RequestValue;
-use crate::predict::{PredictRequest, PredictResponse, PredictRow, Predictor, RowPrediction};
-use crate::registry::{OutputValue, Target};
+use crate::predict::{
+    OutputValue, PredictRequest, PredictResponse, PredictRow, Predictor, RequestValue, RowPrediction, Target,
+};
 
 pub struct Prediction {
     predictor: Predictor,

@@ -8,17 +8,17 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use crate::Error;
-use crate::config::Secret;
-use crate::predict::Predictor;
-use crate::registry::lifecycle::{self, Move, MoveRequest};
-use crate::registry::{PRODUCTION, VersionState};
+use crate::predict::manage::{History, Move, MoveOutcome, MoveRequest, RepositoryEntry};
+use crate::predict::{PRODUCTION, Predictor};
+
+use crate::secret::Secret;
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -61,14 +61,25 @@ fn token_matches(given: &str, expected: &Secret) -> bool {
     a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Error> {
-    let expected = state.token.as_ref().ok_or(Error::AdminDisabled)?;
+/// The admin API's own refusals: authentication is the HTTP transport's business, not the
+/// core's.
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let disabled = || {
+        ApiError::with_status(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "the admin API is off: set admin.token (FTI__ADMIN__TOKEN) to enable it",
+        )
+    };
+    let unauthorized =
+        || ApiError::with_status(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token");
+    let expected = state.token.as_ref().ok_or_else(disabled)?;
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(Error::Unauthorized)?;
-    if token_matches(given.trim(), expected) { Ok(()) } else { Err(Error::Unauthorized) }
+        .ok_or_else(unauthorized)?;
+    if token_matches(given.trim(), expected) { Ok(()) } else { Err(unauthorized()) }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
@@ -79,38 +90,12 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-async fn move_alias(
-    state: &AdminState,
-    model: String,
-    action: Move,
-    request: MoveRequest,
-) -> Result<Value, ApiError> {
-    let registry = state.predictor.registry_handle();
-    let metrics = state.predictor.metrics().clone();
-    let outcome = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-        let outcome = lifecycle::move_alias(registry.dir(), &model, action, &request, |v| {
-            registry.ensure_loaded(&model, v)
-        })?;
-        // Swap this replica now; the others follow through the registry watcher.
-        registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;
-        Ok(outcome)
-    })
-    .await
-    .map_err(|e| Error::Registry(format!("promotion task failed: {e}")))??;
-    let action = match outcome.action {
-        crate::registry::state::Action::Promote => "promote",
-        crate::registry::state::Action::Rollback => "rollback",
-    };
-    metrics.alias_moves.with_label_values(&[outcome.model.as_str(), outcome.alias.as_str(), action]).inc();
-    Ok(serde_json::to_value(&outcome).unwrap_or(Value::Null))
-}
-
 pub async fn promote(
     State(state): State<AdminState>,
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MoveOutcome>, ApiError> {
     authorize(&state, &headers)?;
     let body: PromoteBody = parse(&body)?;
     let request = MoveRequest {
@@ -118,7 +103,7 @@ pub async fn promote(
         by: body.by.unwrap_or_else(|| "admin-api".into()),
         reason: body.reason,
     };
-    Ok(Json(move_alias(&state, model, Move::Promote(body.version), request).await?))
+    Ok(Json(state.predictor.move_alias(&model, Move::Promote(body.version), request).await?))
 }
 
 pub async fn rollback(
@@ -126,7 +111,7 @@ pub async fn rollback(
     Path(model): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MoveOutcome>, ApiError> {
     authorize(&state, &headers)?;
     let body: RollbackBody = parse(&body)?;
     let request = MoveRequest {
@@ -134,21 +119,16 @@ pub async fn rollback(
         by: body.by.unwrap_or_else(|| "admin-api".into()),
         reason: body.reason,
     };
-    Ok(Json(move_alias(&state, model, Move::Rollback, request).await?))
+    Ok(Json(state.predictor.move_alias(&model, Move::Rollback, request).await?))
 }
 
 pub async fn history(
     State(state): State<AdminState>,
     Path(model): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<History>, ApiError> {
     authorize(&state, &headers)?;
-    let dir = state.predictor.registry().dir();
-    if !dir.model_dir(&model).is_dir() {
-        return Err(Error::ModelNotFound { model }.into());
-    }
-    let st = lifecycle::read_state(dir, &model)?;
-    Ok(Json(json!({ "model": model, "aliases": st.aliases, "history": st.history })))
+    Ok(Json(state.predictor.history(&model).await?))
 }
 
 /// Open Inference Protocol model repository extension: every model version in the
@@ -156,26 +136,9 @@ pub async fn history(
 pub async fn repository_index(
     State(state): State<AdminState>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<RepositoryEntry>>, ApiError> {
     authorize(&state, &headers)?;
-    let registry = state.predictor.registry();
-    let snapshot = registry.snapshot();
-    let dir = registry.dir();
-    let mut index = Vec::new();
-    for model in dir.models().map_err(|e| Error::Registry(e.to_string()))? {
-        let versions = dir.versions(&model).unwrap_or_default();
-        for v in versions {
-            let entry = snapshot.models.get(&model);
-            let (state, reason) = match entry.and_then(|e| e.versions.get(&v)) {
-                Some(VersionState::Ready(_)) => ("READY", String::new()),
-                Some(VersionState::Failed(reason)) => ("UNAVAILABLE", reason.clone()),
-                None if entry.is_some() => ("UNAVAILABLE", "not resident (registry.keep_latest)".into()),
-                None => ("UNAVAILABLE", "model not loaded".into()),
-            };
-            index.push(json!({ "name": model, "version": v.to_string(), "state": state, "reason": reason }));
-        }
-    }
-    Ok(Json(Value::Array(index)))
+    Ok(Json(state.predictor.repository_index().await?))
 }
 
 pub async fn repository_load(
@@ -184,10 +147,7 @@ pub async fn repository_load(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    let registry = state.predictor.registry_handle();
-    tokio::task::spawn_blocking(move || registry.load_model(&model))
-        .await
-        .map_err(|e| Error::Registry(format!("load task failed: {e}")))??;
+    state.predictor.load_model(&model).await?;
     Ok(Json(json!({})))
 }
 
@@ -197,10 +157,7 @@ pub async fn repository_unload(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    let registry = state.predictor.registry_handle();
-    tokio::task::spawn_blocking(move || registry.unload_model(&model))
-        .await
-        .map_err(|e| Error::Registry(format!("unload task failed: {e}")))??;
+    state.predictor.unload_model(&model).await?;
     Ok(Json(json!({})))
 }
 

@@ -7,9 +7,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::Error;
-use crate::features::RequestValue;
-use crate::predict::{PredictRequest, PredictResponse, PredictRow, RowPrediction};
-use crate::registry::OutputValue;
+use crate::predict::{OutputValue, PredictRequest, PredictResponse, PredictRow, RequestValue, RowPrediction};
 
 const TOP_LEVEL: &str = "entities, features, rows, return_features";
 
@@ -98,7 +96,7 @@ fn parse_row(entities: Option<Value>, features: Option<Value>, path: &str) -> Re
         }
     };
     let features = match features {
-        Some(Value::Object(map)) => map.into_iter().map(|(k, v)| (k, request_value(v))).collect(),
+        Some(Value::Object(map)) => map.into_iter().map(|(k, v)| (k, RequestValue::from(v))).collect(),
         None | Some(Value::Null) => Vec::new(),
         Some(other) => {
             return Err(Error::invalid(
@@ -108,19 +106,6 @@ fn parse_row(entities: Option<Value>, features: Option<Value>, path: &str) -> Re
         }
     };
     Ok(PredictRow { entities, features })
-}
-
-fn request_value(v: Value) -> RequestValue {
-    match v {
-        Value::Null => RequestValue::Null,
-        Value::Bool(b) => RequestValue::Bool(b),
-        Value::Number(n) => {
-            n.as_f64().map_or(RequestValue::Other("a number out of range"), RequestValue::Num)
-        }
-        Value::String(s) => RequestValue::Str(s),
-        Value::Array(_) => RequestValue::Other("an array"),
-        Value::Object(_) => RequestValue::Other("an object"),
-    }
 }
 
 fn kind(v: &Value) -> String {

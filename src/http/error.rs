@@ -50,8 +50,6 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Inference { .. } | Error::Registry(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::VersionRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::AliasUnchanged { .. } | Error::NothingToRollBack { .. } => StatusCode::CONFLICT,
-        Error::AdminDisabled => StatusCode::FORBIDDEN,
-        Error::Unauthorized => StatusCode::UNAUTHORIZED,
     }
 }
 
@@ -72,9 +70,7 @@ impl From<Error> for ApiError {
             | Error::VersionRefused { .. }
             | Error::AliasUnchanged { .. }
             | Error::NothingToRollBack { .. }
-            | Error::Registry(_)
-            | Error::AdminDisabled
-            | Error::Unauthorized => None,
+            | Error::Registry(_) => None,
         };
         ApiError {
             status: status_of(&error),

@@ -21,9 +21,8 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use self::error::ApiError;
-use crate::config::Secret;
-use crate::predict::Predictor;
-use crate::registry::Target;
+use crate::predict::{Predictor, Target};
+use crate::secret::Secret;
 
 pub fn router(predictor: Predictor, admin_token: Option<Secret>) -> Router {
     let max_body = predictor.limits().max_body_bytes;
@@ -77,13 +76,19 @@ async fn predict_version(
     Path((model, version)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let version = version.parse::<u64>().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_version",
-            format!("version: expected a non-negative integer, got {version:?}"),
-        )
-    })?;
-    predict(&p, &model, &Target::Version(version), body).await
+    let target = version_target(&version)?;
+    predict(&p, &model, &target, body).await
+}
+
+/// A version path parameter; unlike an absent version in other protocols, an empty one is
+/// not the production alias here.
+fn version_target(version: &str) -> Result<Target, ApiError> {
+    let bad = |e: crate::Error| ApiError::bad_request("invalid_version", e.to_string());
+    match Target::from_version_text("version", version) {
+        Ok(target @ Target::Version(_)) => Ok(target),
+        Ok(Target::Alias(_)) => Err(bad(crate::Error::invalid("version", "must not be empty"))),
+        Err(e) => Err(bad(e)),
+    }
 }
 
 async fn predict_alias(
@@ -116,22 +121,13 @@ async fn live() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(p): State<Predictor>) -> Response {
-    let snapshot = p.registry().snapshot();
-    let models: serde_json::Map<String, serde_json::Value> =
-        snapshot.models.iter().map(|(name, entry)| (name.clone(), json!(entry.is_ready()))).collect();
-    let store_up = p.features().is_up();
-    let ready = snapshot.is_ready() && store_up;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({
-        "ready": ready,
-        "models": models,
-        "store": {"up": store_up, "store": p.features().describe()},
-    });
-    (status, Json(body)).into_response()
+    let readiness = p.readiness();
+    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(readiness)).into_response()
 }
 
 async fn metrics(State(p): State<Predictor>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], p.metrics().render()).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], p.render_metrics()).into_response()
 }
 
 async fn not_found(request: Request) -> ApiError {

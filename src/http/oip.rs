@@ -12,9 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::error::status_of;
-use crate::backend::{Tensor, TensorData};
-use crate::predict::{InferResponse, Predictor, TensorInput};
-use crate::registry::{ModelVersion, Target, VersionState};
+use crate::predict::describe::{ModelMetadata, SERVER_NAME, SERVER_VERSION};
+use crate::predict::{InferResponse, Predictor, Target, Tensor, TensorData, TensorInput};
 use crate::{Error, oip};
 
 /// Header that splits a binary-extension body into its JSON part and the raw tensors.
@@ -41,13 +40,7 @@ fn bad(message: impl Into<String>) -> OipError {
 }
 
 fn target(version: Option<&str>) -> Result<Target, OipError> {
-    match version {
-        None | Some("") => Ok(Target::production()),
-        Some(v) => v
-            .parse()
-            .map(Target::Version)
-            .map_err(|_| bad(format!("model version must be a number, got {v:?}"))),
-    }
+    Target::from_version_text("model_version", version.unwrap_or_default()).map_err(|e| bad(e.to_string()))
 }
 
 pub async fn live() -> Json<Value> {
@@ -62,41 +55,27 @@ pub async fn ready(State(p): State<Predictor>) -> Response {
 
 pub async fn server_metadata() -> Json<Value> {
     Json(json!({
-        "name": "fti-serve",
-        "version": env!("CARGO_PKG_VERSION"),
+        "name": SERVER_NAME,
+        "version": SERVER_VERSION,
         "extensions": ["binary_tensor_data"],
     }))
 }
 
-fn metadata(name: &str, ready_versions: &[String], v: &ModelVersion) -> Value {
-    let outputs: Vec<Value> = v
-        .tensors
-        .iter()
-        .map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape }))
-        .collect();
+fn metadata_json(m: &ModelMetadata) -> Value {
+    let tensors = |list: &[crate::predict::TensorMeta]| -> Vec<Value> {
+        list.iter().map(|t| json!({ "name": t.name, "datatype": t.datatype, "shape": t.shape })).collect()
+    };
     json!({
-        "name": name,
-        "versions": ready_versions,
-        "platform": "onnx",
-        "inputs": [{
-            "name": v.manifest.model.input.name,
-            "datatype": "FP32",
-            "shape": [-1, v.view.width() as i64],
-        }],
-        "outputs": outputs,
+        "name": m.name,
+        "versions": m.versions.iter().map(u64::to_string).collect::<Vec<_>>(),
+        "platform": m.platform,
+        "inputs": tensors(&m.inputs),
+        "outputs": tensors(&m.outputs),
     })
 }
 
 async fn model_metadata(p: &Predictor, model: &str, version: Option<&str>) -> Result<Json<Value>, OipError> {
-    let snapshot = p.registry().snapshot();
-    let v = snapshot.resolve(model, &target(version)?)?;
-    let ready: Vec<String> = snapshot.models[model]
-        .versions
-        .iter()
-        .filter(|(_, s)| matches!(s, VersionState::Ready(_)))
-        .map(|(n, _)| n.to_string())
-        .collect();
-    Ok(Json(metadata(model, &ready, &v)))
+    Ok(Json(metadata_json(&p.model_metadata(model, &target(version)?)?)))
 }
 
 pub async fn metadata_latest(
@@ -114,7 +93,7 @@ pub async fn metadata_version(
 }
 
 fn model_ready(p: &Predictor, model: &str, version: Option<&str>) -> Result<Response, OipError> {
-    let ready = p.registry().snapshot().resolve(model, &target(version)?).is_ok();
+    let ready = p.model_ready(model, &target(version)?);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok((status, Json(json!({ "name": model, "ready": ready }))).into_response())
 }
@@ -222,13 +201,14 @@ pub fn encode_infer(
     response: &InferResponse,
 ) -> Result<Response, OipError> {
     let wanted = &options.wanted;
-    let names = response.version.backend.output_names();
+    let outputs_of = &response.outputs;
     let selected: Vec<(usize, bool)> = match &wanted.names {
-        None => (0..names.len()).map(|i| (i, wanted.binary_default)).collect(),
+        None => (0..outputs_of.len()).map(|i| (i, wanted.binary_default)).collect(),
         Some(list) => list
             .iter()
             .map(|(name, binary)| {
-                names.iter().position(|n| n == name).map(|i| (i, *binary)).ok_or_else(|| {
+                outputs_of.iter().position(|o| o.name == *name).map(|i| (i, *binary)).ok_or_else(|| {
+                    let names: Vec<&str> = outputs_of.iter().map(|o| o.name.as_str()).collect();
                     bad(format!("unknown output `{name}` (the model has: {})", names.join(", ")))
                 })
             })
@@ -237,9 +217,9 @@ pub fn encode_infer(
     let mut outputs = Vec::new();
     let mut raw = Vec::new();
     for (i, as_binary) in selected {
-        let t = &response.outputs[i];
+        let t = &outputs_of[i].tensor;
         let mut out = Map::new();
-        out.insert("name".into(), json!(names[i]));
+        out.insert("name".into(), json!(outputs_of[i].name));
         out.insert("datatype".into(), json!(t.datatype()));
         out.insert("shape".into(), json!(t.shape));
         if as_binary {
@@ -253,7 +233,7 @@ pub fn encode_infer(
     }
     let mut body = Map::new();
     body.insert("model_name".into(), json!(model));
-    body.insert("model_version".into(), json!(response.version.version.to_string()));
+    body.insert("model_version".into(), json!(response.version.to_string()));
     if let Some(id) = &options.id {
         body.insert("id".into(), id.clone());
     }
@@ -317,15 +297,7 @@ fn decode_input(input: &Value, binary: &mut &[u8]) -> Result<TensorInput, OipErr
         .collect::<Result<_, _>>()?;
     let datatype =
         input.get("datatype").and_then(Value::as_str).ok_or_else(|| bad("inputs[0].datatype is required"))?;
-    let width = match datatype {
-        "FP32" | "INT32" => 4,
-        "FP64" | "INT64" => 8,
-        other => {
-            return Err(bad(format!(
-                "inputs[0].datatype: {other} is not supported (use FP32, FP64, INT32 or INT64)"
-            )));
-        }
-    };
+    let width = oip::input_width(datatype).map_err(|m| bad(format!("inputs[0].datatype: {m}")))?;
     let count: usize = shape.iter().product();
     let size = input.get("parameters").and_then(|p| p.get("binary_data_size")).and_then(Value::as_u64);
     let data = match (size, input.get("data")) {

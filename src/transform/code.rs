@@ -2,7 +2,7 @@
 //! plain data so that operators over them fold at compile time or read the frame directly
 //! instead of paying another indirect call.
 
-use super::value::{Frame, truthy};
+use super::frame::{Frame, truthy};
 
 pub(super) type Eval<R> = Box<dyn Fn(&Frame) -> R + Send + Sync>;
 

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use super::code::{Bool, Num, Str, map, zip};
 use super::error::Fault;
+use super::frame::{Slot, Type};
 use super::functions;
 use super::parser::{BinOp, Expr, Kind};
-use super::value::{Slot, Type};
 
 /// Every name visible to the expression being compiled.
 pub(super) type Names = HashMap<String, (Slot, Type)>;

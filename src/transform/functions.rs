@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use super::code::{Bool, Num, Str, lift_all, map, zip};
 use super::compile::{Code, Names, boolean, compile, did_you_mean, expected, num, string};
 use super::error::Fault;
+use super::frame::Type;
 use super::parser::{Expr, Kind};
-use super::value::Type;
 
 pub(super) const NAMES: &[&str] = &[
     "abs",

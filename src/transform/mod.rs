@@ -16,15 +16,15 @@
 mod code;
 mod compile;
 mod error;
+mod frame;
 mod functions;
 mod lexer;
 mod parser;
 mod program;
-mod value;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::TransformError;
+pub use frame::{Frame, Slot, Type};
 pub use program::{Compiler, Program};
-pub use value::{Frame, Slot, Type};

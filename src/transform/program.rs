@@ -4,9 +4,9 @@ use std::fmt;
 use super::code::{Bool, Num, Str};
 use super::compile::{Code, Names, compile};
 use super::error::{Fault, TransformError};
+use super::frame::{Frame, Slot, Type};
 use super::functions;
 use super::parser::{Kind, parse};
-use super::value::{Frame, Slot, Type};
 
 /// Builds a [`Program`] from a feature view's inputs and on-demand features, in order.
 #[derive(Default)]

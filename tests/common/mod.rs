@@ -32,7 +32,9 @@ pub struct Redis {
 impl Redis {
     pub fn start() -> Redis {
         // The port is free when we look; another process could take it before redis binds,
-        // so retry with fresh ports.
+        // so retry with fresh ports. A probed port, not port 0: redis-server cannot bind an
+        // ephemeral port and report it (`--port 0` turns TCP off), and a test that stops
+        // redis may need to start it again on the same port.
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -53,7 +55,9 @@ impl Redis {
                 .spawn()
                 .expect("redis-server must be installed (tests/run.sh installs it)");
             let mut redis = Redis { child, port, _dir: dir };
-            if redis.wait_ready(Duration::from_secs(5)) {
+            // Generous for a busy machine: a redis that lost the port race exits, and
+            // wait_ready sees that at once.
+            if redis.wait_ready(Duration::from_secs(30)) {
                 return redis;
             }
             redis.stop();
@@ -332,6 +336,11 @@ pub fn ort_library() -> PathBuf {
 
 pub fn ort_config() -> fti_serve::config::OrtConfig {
     fti_serve::config::OrtConfig { library: Some(ort_library()), ..Default::default() }
+}
+
+/// The ort backend's options with the pinned wheel's library, for loading a backend directly.
+pub fn ort_options() -> fti_serve::backend::ort::OrtOptions {
+    fti_serve::backend::ort::OrtOptions { library: Some(ort_library()), ..Default::default() }
 }
 
 /// Adds a version that is a copy of `from` but asks for the given backend.

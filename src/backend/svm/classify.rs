@@ -12,7 +12,7 @@ use crate::backend::post_transform::{PostTransform, logistic, probit, transform}
 
 /// Classifier outputs: one class index per row and `rows x n_scores` scores.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Classified {
+pub struct SvmClassification {
     pub classes: Vec<usize>,
     pub scores: Vec<f32>,
 }
@@ -22,9 +22,10 @@ const MIN_PROB: f64 = 1e-7;
 
 impl Classifier {
     /// `input` is `rows x width`, row-major.
-    pub fn classify(&self, input: &[f32], rows: usize) -> Classified {
+    pub fn classify(&self, input: &[f32], rows: usize) -> SvmClassification {
         let k = self.n_scores();
-        let mut out = Classified { classes: Vec::with_capacity(rows), scores: Vec::with_capacity(rows * k) };
+        let mut out =
+            SvmClassification { classes: Vec::with_capacity(rows), scores: Vec::with_capacity(rows * k) };
         let mut kernels = vec![0.0; self.n_vectors()];
         let mut row = Vec::with_capacity(self.n_classes.max(k));
         for x in input.chunks_exact(self.width).take(rows) {

@@ -12,7 +12,7 @@
 mod classify;
 mod kernel;
 
-pub use classify::Classified;
+pub use classify::SvmClassification;
 pub use kernel::Kernel;
 
 use crate::backend::post_transform::PostTransform;

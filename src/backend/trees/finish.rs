@@ -8,7 +8,7 @@ use crate::backend::post_transform::{PostTransform, logistic, probit, transform}
 
 /// Classifier outputs: one label per row and `rows x classes` probabilities/scores.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Classified {
+pub struct TreeClassification {
     pub labels: Vec<i64>,
     pub scores: Vec<f32>,
 }
@@ -57,13 +57,14 @@ impl Ensemble {
     }
 
     /// Classifier outputs. `labels` are the class labels (indices for string labels).
-    pub fn classify(&self, input: &[f32], rows: usize, width: usize) -> Classified {
+    pub fn classify(&self, input: &[f32], rows: usize, width: usize) -> TreeClassification {
         let Task::Classify { labels } = &self.task else {
-            return Classified { labels: vec![0; rows], scores: self.regress(input, rows, width) };
+            return TreeClassification { labels: vec![0; rows], scores: self.regress(input, rows, width) };
         };
         let s = self.scores(input, rows, width);
         let c = self.n_targets;
-        let mut out = Classified { labels: Vec::with_capacity(rows), scores: Vec::with_capacity(rows * c) };
+        let mut out =
+            TreeClassification { labels: Vec::with_capacity(rows), scores: Vec::with_capacity(rows * c) };
         let (mut row, mut has) = (vec![0.0; c], vec![false; c]);
         for r in 0..rows {
             row.copy_from_slice(&s.values[r * c..(r + 1) * c]);

@@ -9,7 +9,7 @@ mod spec;
 mod walk;
 
 pub use crate::backend::post_transform::PostTransform;
-pub use finish::Classified;
+pub use finish::TreeClassification;
 pub use layout::Ensemble;
 pub use spec::{Aggregate, Child, Mode, NodeSpec, Spec, Task, Vote};
 

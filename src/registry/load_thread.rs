@@ -1,13 +1,13 @@
 //! The loading thread: model versions are parsed, optimised and warmed on one dedicated
 //! thread at low CPU priority, so a promotion takes spare cycles rather than serving
-//! cycles (on a 2-core box, loading a tree model next to traffic raised p99 by ~25%
-//! when it ran at normal priority; see BENCHMARKS.md).
+//! cycles: on a 2-core box a load at normal priority competes with every request.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use super::version::{self, LoadOptions, ModelVersion};
+use super::load::{self, LoadOptions};
+use super::version::ModelVersion;
 
 /// Niceness of the loading thread (0 = normal, 19 = lowest).
 const LOADER_NICE: i32 = 10;
@@ -34,7 +34,7 @@ impl LoadThread {
             for job in rx {
                 // A panic inside a model parser must not take the loading thread down.
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    version::load(&job.dir, &job.model, job.version, &thread_options)
+                    load::load_version(&job.dir, &job.model, job.version, &thread_options)
                 }))
                 .unwrap_or_else(|_| Err("the model loader panicked on this version".to_string()));
                 let _ = job.reply.send(result);
@@ -52,7 +52,7 @@ impl LoadThread {
         let job = Job { dir: dir.to_path_buf(), model: model.to_string(), version, reply };
         if self.jobs.send(job).is_err() {
             // No loading thread: load here rather than not at all.
-            return version::load(dir, model, version, &self.options);
+            return load::load_version(dir, model, version, &self.options);
         }
         result.recv().unwrap_or_else(|_| Err("the loading thread stopped".to_string()))
     }

@@ -1,3 +1,6 @@
+//! The expression language's value types, where each named value lives ([`Slot`]) and
+//! one row's values ([`Frame`]).
+
 use std::fmt;
 
 /// The type of a value in an expression.

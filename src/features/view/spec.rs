@@ -1,0 +1,60 @@
+//! A feature view as a model version's manifest declares it (TOML): entities, the model
+//! input vector, precomputed feature groups, request features and on-demand expressions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::value::{DType, DefaultValue};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureViewSpec {
+    pub name: String,
+    /// Entity keys a request must send.
+    pub entities: Vec<String>,
+    /// Model input vector, in order.
+    pub input: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    #[serde(default)]
+    pub request: Vec<FeatureSpec>,
+    #[serde(default)]
+    pub on_demand: Vec<OnDemandSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub name: String,
+    /// Key columns in key order; a subset of the view's entities.
+    pub entities: Vec<String>,
+    #[serde(default)]
+    pub on_missing: OnMissing,
+    pub features: Vec<FeatureSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMissing {
+    /// Fill every feature of the group with its default and report them.
+    #[default]
+    Default,
+    /// Answer 404.
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    pub name: String,
+    pub dtype: DType,
+    /// Absent: the value is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<DefaultValue>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnDemandSpec {
+    pub name: String,
+    pub expr: String,
+}

@@ -1,0 +1,129 @@
+//! Operator actions on a running server: move an alias (promote, roll back) in the
+//! shared registry and swap this replica before answering; read an alias history; list
+//! the registry's versions; load and unload models. Registry work is blocking file and
+//! model I/O, so it runs on the blocking pool.
+
+use serde::Serialize;
+
+use super::predictor::Predictor;
+use crate::Error;
+pub use crate::registry::lifecycle::{Move, MoveOutcome, MoveRequest};
+pub use crate::registry::state::{Action, AliasMove};
+use crate::registry::{VersionState, lifecycle};
+
+/// A model's aliases and every move they made.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    pub model: String,
+    pub aliases: std::collections::BTreeMap<String, u64>,
+    pub history: Vec<AliasMove>,
+}
+
+/// One version in the registry directory and whether this replica serves it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryEntry {
+    pub name: String,
+    pub version: String,
+    /// `READY` or `UNAVAILABLE`, as the Open Inference Protocol's repository extension has it.
+    pub state: &'static str,
+    pub reason: String,
+}
+
+impl Predictor {
+    /// Moves an alias: the target version is loaded and validated first, the registry
+    /// records the move (so every replica follows), and this replica swaps before the
+    /// answer.
+    pub async fn move_alias(
+        &self,
+        model: &str,
+        action: Move,
+        request: MoveRequest,
+    ) -> Result<MoveOutcome, Error> {
+        let registry = self.0.registry.clone();
+        let model = model.to_string();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let outcome = lifecycle::move_alias(registry.dir(), &model, action, &request, |v| {
+                registry.ensure_loaded(&model, v)
+            })?;
+            // Swap this replica now; the others follow through the registry watcher.
+            registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;
+            Ok(outcome)
+        })
+        .await
+        .map_err(|e| Error::Registry(format!("alias move task failed: {e}")))??;
+        let action = match outcome.action {
+            Action::Promote => "promote",
+            Action::Rollback => "rollback",
+        };
+        self.0
+            .metrics
+            .alias_moves
+            .with_label_values(&[outcome.model.as_str(), outcome.alias.as_str(), action])
+            .inc();
+        Ok(outcome)
+    }
+
+    pub async fn history(&self, model: &str) -> Result<History, Error> {
+        let registry = self.0.registry.clone();
+        let model = model.to_string();
+        tokio::task::spawn_blocking(move || {
+            if !registry.dir().model_dir(&model).is_dir() {
+                return Err(Error::ModelNotFound { model });
+            }
+            let state = lifecycle::read_state(registry.dir(), &model)?;
+            Ok(History { model, aliases: state.aliases, history: state.history })
+        })
+        .await
+        .map_err(|e| Error::Registry(format!("history task failed: {e}")))?
+    }
+
+    /// Every model version in the registry directory with its state in this replica.
+    pub async fn repository_index(&self) -> Result<Vec<RepositoryEntry>, Error> {
+        let registry = self.0.registry.clone();
+        tokio::task::spawn_blocking(move || {
+            let snapshot = registry.snapshot();
+            let dir = registry.dir();
+            let mut index = Vec::new();
+            for model in dir.models().map_err(|e| Error::Registry(e.to_string()))? {
+                let entry = snapshot.models.get(&model);
+                for v in dir.versions(&model).unwrap_or_default() {
+                    let (state, reason) = match entry.and_then(|e| e.versions.get(&v)) {
+                        Some(VersionState::Ready(_)) => ("READY", String::new()),
+                        Some(VersionState::Failed(reason)) => ("UNAVAILABLE", reason.clone()),
+                        None if entry.is_some() => {
+                            ("UNAVAILABLE", "not resident (registry.keep_latest)".into())
+                        }
+                        None => ("UNAVAILABLE", "model not loaded".into()),
+                    };
+                    index.push(RepositoryEntry {
+                        name: model.clone(),
+                        version: v.to_string(),
+                        state,
+                        reason,
+                    });
+                }
+            }
+            Ok(index)
+        })
+        .await
+        .map_err(|e| Error::Registry(format!("repository index task failed: {e}")))?
+    }
+
+    /// Serves `model` (again), loading its resident versions now.
+    pub async fn load_model(&self, model: &str) -> Result<(), Error> {
+        let registry = self.0.registry.clone();
+        let model = model.to_string();
+        tokio::task::spawn_blocking(move || registry.load_model(&model))
+            .await
+            .map_err(|e| Error::Registry(format!("load task failed: {e}")))?
+    }
+
+    /// Stops serving `model`; its versions are freed when their last request ends.
+    pub async fn unload_model(&self, model: &str) -> Result<(), Error> {
+        let registry = self.0.registry.clone();
+        let model = model.to_string();
+        tokio::task::spawn_blocking(move || registry.unload_model(&model))
+            .await
+            .map_err(|e| Error::Registry(format!("unload task failed: {e}")))?
+    }
+}

@@ -1,0 +1,74 @@
+//! The core's request and response types: what transports decode into and encode from.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::backend::Tensor;
+use crate::features::RequestValue;
+
+/// One row to predict: entity keys and request-time values, as the client named them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PredictRow {
+    pub entities: Vec<(String, String)>,
+    pub features: Vec<(String, RequestValue)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PredictRequest {
+    pub rows: Vec<PredictRow>,
+    /// Batch requests name fields `rows[i].…` in errors; single ones do not.
+    pub batch: bool,
+    /// Return the assembled model input vector with each prediction.
+    pub return_features: bool,
+}
+
+/// One named output value of one row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum OutputValue {
+    Int(i64),
+    Num(f64),
+    Str(String),
+    List(Vec<f64>),
+    /// Keys in column (class) order.
+    Map(Vec<(String, f64)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPrediction {
+    pub outputs: Vec<(String, OutputValue)>,
+    pub missing_features: Vec<Arc<str>>,
+    pub features: Option<Vec<(String, f64)>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictResponse {
+    pub model: String,
+    pub version: u64,
+    pub rows: Vec<RowPrediction>,
+}
+
+/// A raw input tensor for protocols that send the model's input directly (Open
+/// Inference Protocol): no entity lookup, no on-demand features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// A graph output by its ONNX name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub tensor: Tensor,
+}
+
+/// The answer to a raw-tensor request: every graph output, in the graph's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferResponse {
+    pub model: String,
+    pub version: u64,
+    pub outputs: Vec<NamedTensor>,
+}

@@ -1,0 +1,110 @@
+//! The served view of the registry: per model, its aliases, its resident versions (loaded
+//! or refused with the reason) and what is on disk; and how a request's [`Target`] resolves
+//! against it. A request holds one `Arc<Snapshot>` for its whole life.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::state::PRODUCTION;
+use super::version::ModelVersion;
+use crate::Error;
+
+/// Which version a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Alias(String),
+    Version(u64),
+}
+
+impl Target {
+    pub fn production() -> Target {
+        Target::Alias(PRODUCTION.to_string())
+    }
+
+    /// A version as protocols send it in text: empty means the production alias, else a
+    /// version number. `field` names the field in the error.
+    pub fn from_version_text(field: &str, text: &str) -> Result<Target, Error> {
+        if text.is_empty() {
+            return Ok(Target::production());
+        }
+        text.parse().map(Target::Version).map_err(|_| {
+            Error::invalid(field, format!("expected a non-negative integer version, got {text:?}"))
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum VersionState {
+    Ready(Arc<ModelVersion>),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ModelEntry {
+    /// The aliases as served: each points at a Ready version.
+    pub aliases: BTreeMap<String, u64>,
+    /// Resident versions (loaded, or refused with the reason).
+    pub versions: BTreeMap<u64, VersionState>,
+    /// Every version directory present.
+    pub on_disk: Vec<u64>,
+    /// Aliases whose state.toml target is not served, and why.
+    pub alias_errors: BTreeMap<String, String>,
+    /// Set when `state.toml` could not be read: the last good aliases stay in force.
+    pub state_error: Option<String>,
+}
+
+impl ModelEntry {
+    /// Ready when the production alias points at a loaded version.
+    pub fn is_ready(&self) -> bool {
+        self.aliases
+            .get(PRODUCTION)
+            .is_some_and(|v| matches!(self.versions.get(v), Some(VersionState::Ready(_))))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub models: BTreeMap<String, ModelEntry>,
+    pub keep_latest: usize,
+}
+
+impl Snapshot {
+    pub fn resolve(&self, model: &str, target: &Target) -> Result<Arc<ModelVersion>, Error> {
+        let entry =
+            self.models.get(model).ok_or_else(|| Error::ModelNotFound { model: model.to_string() })?;
+        let version = match target {
+            Target::Version(v) => *v,
+            Target::Alias(alias) => match entry.aliases.get(alias) {
+                Some(v) => *v,
+                None => {
+                    if let Some(reason) = entry.alias_errors.get(alias).or(entry.state_error.as_ref()) {
+                        let version = 0;
+                        let reason = format!("alias `{alias}`: {reason}");
+                        return Err(Error::VersionUnavailable { model: model.to_string(), version, reason });
+                    }
+                    return Err(Error::AliasNotFound { model: model.to_string(), alias: alias.clone() });
+                }
+            },
+        };
+        match entry.versions.get(&version) {
+            Some(VersionState::Ready(v)) => Ok(Arc::clone(v)),
+            Some(VersionState::Failed(reason)) => {
+                Err(Error::VersionUnavailable { model: model.to_string(), version, reason: reason.clone() })
+            }
+            None if entry.on_disk.contains(&version) => Err(Error::VersionUnavailable {
+                model: model.to_string(),
+                version,
+                reason: format!(
+                    "not loaded: only aliased versions and the latest {} are resident (registry.keep_latest)",
+                    self.keep_latest
+                ),
+            }),
+            None => Err(Error::VersionNotFound { model: model.to_string(), version }),
+        }
+    }
+
+    /// Every served model has a loaded production version.
+    pub fn is_ready(&self) -> bool {
+        !self.models.is_empty() && self.models.values().all(ModelEntry::is_ready)
+    }
+}
