@@ -128,18 +128,35 @@ fn check(case: &Case, name: &str, got: &Tensor, first: usize) {
 fn run_case(case: &Case) {
     let names: Vec<String> = case.golden["outputs"].as_object().unwrap().keys().cloned().collect();
     assert_eq!(case.backend.output_names(), names.as_slice(), "{}: output names", case.name);
-    let width = case.rows[0].len();
     let all: Vec<f32> = case.rows.iter().flatten().copied().collect();
     let outputs = case.backend.run(&all, case.rows.len()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    assert_rows(case, &names, &outputs, case.rows.len());
     for (name, got) in names.iter().zip(&outputs) {
         check(case, name, got, 0);
     }
     for (r, row) in case.rows.iter().enumerate() {
-        assert_eq!(row.len(), width);
+        // (`run` itself refuses a row of another width than the model's.)
         let outputs = case.backend.run(row, 1).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_rows(case, &names, &outputs, 1);
         for (name, got) in names.iter().zip(&outputs) {
             check(case, name, got, r);
         }
+    }
+}
+
+/// `run` answered every output, each with one row per input row. `check` takes the row
+/// count from the tensor itself and the zip above stops at the shorter list, so a missing
+/// output or a tensor with too few rows would otherwise go unnoticed.
+fn assert_rows(case: &Case, names: &[String], outputs: &[Tensor], rows: usize) {
+    assert_eq!(outputs.len(), names.len(), "{}: outputs returned", case.name);
+    for (name, got) in names.iter().zip(outputs) {
+        assert_eq!(
+            got.shape.first().copied(),
+            Some(rows),
+            "{}: output `{name}` of {rows} rows has shape {:?}",
+            case.name,
+            got.shape
+        );
     }
 }
 

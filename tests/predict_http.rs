@@ -118,7 +118,12 @@ async fn models_listing_health_and_metrics() {
     assert_eq!(status, 200);
     let fraud = &models["models"][0];
     assert_eq!(fraud["name"], "fraud");
-    assert!(fraud["aliases"]["production"].is_u64());
+    // The alias the registry's state.toml names, not just any number.
+    let production = fti_serve::registry::RegistryDir::new(common::repo().join("models"))
+        .read_state("fraud")
+        .unwrap()
+        .aliases["production"];
+    assert_eq!(fraud["aliases"]["production"], production, "{fraud}");
     let versions = fraud["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 2);
     for v in versions {
