@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Models and rows for `cargo bench --bench trees` and benches/trees_onnxruntime.py.
 
-    /work/main/.venv/bin/python benches/trees_models.py     # pins: tests/corpus/requirements.txt
+    .venv/bin/python benches/trees_models.py     # pins: tests/corpus/requirements.txt
 
 Writes target/bench-trees/{lgbm_100,lgbm_500,rf_50}.onnx (LightGBM 31 leaves with 100 and
 500 trees, a 50-tree random forest of depth 10; binary, ZipMap off) and rows.json (64

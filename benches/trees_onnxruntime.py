@@ -2,7 +2,7 @@
 """onnxruntime on the same models and rows as `cargo bench --bench trees`, for the
 comparison in BENCHMARKS.md ("Tree ensembles"). Run it right after the criterion bench:
 
-    /work/main/.venv/bin/python benches/trees_onnxruntime.py
+    .venv/bin/python benches/trees_onnxruntime.py
 
 One session per model, intra_op_num_threads=1 (as the server would run one request per
 core). Times are the median over repeated runs of `sess.run` from Python, so they include
