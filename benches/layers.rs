@@ -179,7 +179,12 @@ fn benches(c: &mut Criterion) {
         let target = Target::Version(v.version);
         whole.bench_function(format!("single_v{}", v.version), |b| {
             b.to_async(&rt).iter(|| {
-                let req = PredictRequest { rows: vec![row.clone()], batch: false, return_features: false };
+                let req = PredictRequest {
+                    rows: vec![row.clone()],
+                    batch: false,
+                    return_features: false,
+                    timeout: None,
+                };
                 let target = target.clone();
                 let predictor = predictor.clone();
                 async move { black_box(predictor.predict("fraud", &target, req).await.expect("predict")) }
@@ -189,7 +194,12 @@ fn benches(c: &mut Criterion) {
             .block_on(predictor.predict(
                 "fraud",
                 &target,
-                PredictRequest { rows: vec![row.clone()], batch: false, return_features: false },
+                PredictRequest {
+                    rows: vec![row.clone()],
+                    batch: false,
+                    return_features: false,
+                    timeout: None,
+                },
             ))
             .expect("predict");
         whole.bench_function(format!("encode_response_v{}", v.version), |b| {
@@ -257,7 +267,12 @@ fn codecs(c: &mut Criterion, rt: &tokio::runtime::Runtime, predictor: &Predictor
         .block_on(predictor.predict(
             "fraud",
             &target,
-            PredictRequest { rows: vec![row_of(request)], batch: false, return_features: false },
+            PredictRequest {
+                rows: vec![row_of(request)],
+                batch: false,
+                return_features: false,
+                timeout: None,
+            },
         ))
         .expect("predict");
     group.bench_function("grpc_predict/encode", |b| {

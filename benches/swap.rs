@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use fti_serve::app::{App, serve};
+use fti_serve::app::App;
 use fti_serve::config::Config;
 use fti_serve::secret::Secret;
 use hdrhistogram::Histogram;
@@ -138,13 +138,13 @@ fn main() {
             config.registry.keep_latest = 0;
             config.admin.token = Some(Secret::new(TOKEN));
             config.log.level = "warn".into();
-            let app = App::build(&config).await.expect("app");
+            let app = std::sync::Arc::new(App::build(&config).await.expect("app"));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let base_url = format!("http://{}", listener.local_addr().expect("addr"));
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(serve(listener, app.router(), async {
+            app.spawn_http(listener, async {
                 let _ = rx.await;
-            }));
+            });
             let golden =
                 std::fs::read_to_string(repo(&format!("models/fraud/{base}/golden.jsonl"))).expect("golden");
             let body: Value = serde_json::from_str::<Value>(golden.lines().next().expect("line"))

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fti_serve::app::{App, serve, serve_grpc};
+use fti_serve::app::App;
 use fti_serve::config::Config;
 use fti_serve::grpc::pb::fti as pb;
 use fti_serve::grpc::pb::fti::prediction_service_client::PredictionServiceClient;
@@ -61,12 +61,12 @@ fn main() {
     rt.block_on(async {
         let mut config = Config::load(Some(&repo.join("config/example.toml"))).expect("config");
         config.log.level = "warn".into();
-        let app = App::build(&config).await.expect("app");
+        let app = std::sync::Arc::new(App::build(&config).await.expect("app"));
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let (http_addr, grpc_addr) = (http.local_addr().expect("addr"), grpc.local_addr().expect("addr"));
-        tokio::spawn(serve(http, app.router(), std::future::pending()));
-        tokio::spawn(serve_grpc(grpc, app.predictor.clone(), std::future::pending()));
+        app.spawn_http(http, std::future::pending());
+        app.spawn_grpc(grpc, std::future::pending());
 
         let golden = std::fs::read_to_string(repo.join("models/fraud/1/golden.jsonl")).expect("golden");
         let line: Value = serde_json::from_str(golden.lines().next().expect("line")).expect("json");

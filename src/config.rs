@@ -39,6 +39,37 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest accepted `rows` array in a batch predict.
     pub max_batch_rows: usize,
+    /// Admission control: predict and infer requests in flight beyond this are refused at
+    /// once (HTTP 429 with `Retry-After`, gRPC RESOURCE_EXHAUSTED). 0: 16 per CPU core.
+    pub max_in_flight: usize,
+    /// Open connections per listener (HTTP, gRPC); more are closed as they are accepted.
+    pub max_connections: usize,
+    /// HTTP: a request's headers must arrive within this, and an idle keep-alive
+    /// connection is closed after this long without a new request. gRPC: the client's
+    /// connection preface must arrive within this.
+    pub header_read_timeout_ms: u64,
+    /// HTTP: a request body must arrive whole within this (408 otherwise).
+    pub body_read_timeout_ms: u64,
+    /// After SIGTERM, readiness answers 503 but the listeners keep serving this long, so
+    /// load balancers stop sending first (a second signal skips the wait).
+    pub drain_grace_ms: u64,
+    /// Then the listeners close and in-flight requests get this long to finish.
+    pub drain_timeout_ms: u64,
+    /// gRPC: concurrent calls per connection.
+    pub grpc_max_concurrent_streams: u32,
+    /// gRPC: keep-alive pings to find dead peers, and how long one may go unanswered.
+    pub grpc_keepalive_interval_ms: u64,
+    pub grpc_keepalive_timeout_ms: u64,
+}
+
+impl ServerConfig {
+    /// `max_in_flight`, with 0 resolved to 16 per CPU core.
+    pub fn max_in_flight(&self) -> usize {
+        match self.max_in_flight {
+            0 => 16 * std::thread::available_parallelism().map_or(2, usize::from),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -49,6 +80,15 @@ impl Default for ServerConfig {
             request_timeout_ms: 2_000,
             max_body_bytes: 1 << 20,
             max_batch_rows: 256,
+            max_in_flight: 0,
+            max_connections: 4_096,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            drain_grace_ms: 5_000,
+            drain_timeout_ms: 20_000,
+            grpc_max_concurrent_streams: 256,
+            grpc_keepalive_interval_ms: 30_000,
+            grpc_keepalive_timeout_ms: 10_000,
         }
     }
 }
@@ -88,6 +128,8 @@ impl Default for RegistryConfig {
 pub struct AdminConfig {
     /// Bearer token the admin API requires.
     pub token: Option<Secret>,
+    /// A file holding the token (keeps it out of the config file); not with `token`.
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,13 +180,24 @@ pub struct RedisConfig {
     pub url: String,
     /// Deadline for one round trip (all groups and entities of a request).
     pub timeout_ms: u64,
-    /// How often readiness pings the store.
+    /// How often readiness pings the store (while it is down: at least every 200 ms).
     pub health_interval_ms: u64,
+    /// A file holding the password (a mounted secret); overrides one in `url`.
+    pub password_file: Option<PathBuf>,
+    /// PEM file of the certificate authority to trust for `rediss://` (instead of the
+    /// system's roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url: "redis://127.0.0.1:6379".into(), timeout_ms: 100, health_interval_ms: 1_000 }
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            timeout_ms: 100,
+            health_interval_ms: 1_000,
+            password_file: None,
+            ca_file: None,
+        }
     }
 }
 
@@ -154,6 +207,8 @@ impl fmt::Debug for RedisConfig {
             .field("url", &redact_url(&self.url))
             .field("timeout_ms", &self.timeout_ms)
             .field("health_interval_ms", &self.health_interval_ms)
+            .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -288,6 +343,17 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The admin token, from `admin.token` or read from `admin.token_file`.
+    pub fn admin_token(&self) -> Result<Option<Secret>, ConfigError> {
+        match (&self.admin.token, &self.admin.token_file) {
+            (Some(token), _) => Ok(Some(token.clone())),
+            (None, Some(file)) => Secret::read_file(file)
+                .map(Some)
+                .map_err(|message| ConfigError::Invalid { key: "admin.token_file".into(), message }),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Defaults, then `file` (when given), then `FTI__*` environment variables. Relative
     /// paths in the file are resolved against the file's directory.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -309,6 +375,15 @@ impl Config {
         Ok(config)
     }
 
+    /// Defaults, then the TOML `text` (no environment layer, no path resolution); not
+    /// validated. For checking a config file's contents on their own.
+    pub fn parse_toml(text: &str) -> Result<Config, ConfigError> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.to_string()))
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -321,6 +396,13 @@ impl Config {
         }
         if let Some(lib) = &mut self.ort.library {
             resolve(lib);
+        }
+        for file in
+            [&mut self.admin.token_file, &mut self.store.redis.password_file, &mut self.store.redis.ca_file]
+                .into_iter()
+                .flatten()
+        {
+            resolve(file);
         }
     }
 
@@ -336,6 +418,18 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
         }
+        let positive = [
+            ("server.max_connections", self.server.max_connections as u64),
+            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms),
+            ("server.body_read_timeout_ms", self.server.body_read_timeout_ms),
+            ("server.drain_timeout_ms", self.server.drain_timeout_ms),
+            ("server.grpc_max_concurrent_streams", u64::from(self.server.grpc_max_concurrent_streams)),
+            ("server.grpc_keepalive_interval_ms", self.server.grpc_keepalive_interval_ms),
+            ("server.grpc_keepalive_timeout_ms", self.server.grpc_keepalive_timeout_ms),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return invalid(key, "must be greater than 0");
+        }
         if self.ort.sessions == 0 {
             return invalid("ort.sessions", "must be at least 1");
         }
@@ -345,8 +439,20 @@ impl Config {
         if self.registry.poll_interval_ms == 0 {
             return invalid("registry.poll_interval_ms", "must be greater than 0");
         }
+        if self.admin.token.is_some() && self.admin.token_file.is_some() {
+            return invalid("admin.token_file", "set either admin.token or admin.token_file, not both");
+        }
         if self.admin.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
             return invalid("admin.token", "must be at least 16 characters");
+        }
+        if let Some(file) = &self.admin.token_file {
+            match Secret::read_file(file) {
+                Ok(token) if token.expose().len() < 16 => {
+                    return invalid("admin.token_file", "the token must be at least 16 characters");
+                }
+                Ok(_) => {}
+                Err(message) => return invalid("admin.token_file", &message),
+            }
         }
         if !self.registry.path.is_dir() {
             let message = format!("directory {} does not exist", self.registry.path.display());
@@ -364,6 +470,22 @@ impl Config {
             }
             if self.store.redis.health_interval_ms == 0 {
                 return invalid("store.redis.health_interval_ms", "must be greater than 0");
+            }
+            if let Some(file) = &self.store.redis.password_file
+                && let Err(message) = Secret::read_file(file)
+            {
+                return invalid("store.redis.password_file", &message);
+            }
+            if let Some(file) = &self.store.redis.ca_file {
+                if !self.store.redis.url.starts_with("rediss://") {
+                    return invalid("store.redis.ca_file", "applies to rediss:// (TLS) URLs only");
+                }
+                if !file.is_file() {
+                    return invalid(
+                        "store.redis.ca_file",
+                        &format!("file {} does not exist", file.display()),
+                    );
+                }
             }
         }
         for (i, file) in self.store.memory.files.iter().enumerate() {

@@ -39,6 +39,10 @@ pub enum Error {
     #[error("request timed out after {0:?}")]
     Timeout(Duration),
 
+    /// Admission control: more requests in flight than `server.max_in_flight`.
+    #[error("overloaded: {limit} requests already in flight; retry later")]
+    Overloaded { limit: usize },
+
     /// The model failed at run time on valid input. Details are logged, not sent.
     #[error("inference failed for model `{model}` version {version}")]
     Inference { model: String, version: u64 },
@@ -76,6 +80,7 @@ impl Error {
             Error::FeatureMissing { .. } => "feature_missing",
             Error::StoreUnavailable(_) => "store_unavailable",
             Error::Timeout(_) => "timeout",
+            Error::Overloaded { .. } => "overloaded",
             Error::Inference { .. } => "inference_failed",
             Error::VersionRefused { .. } => "version_refused",
             Error::AliasUnchanged { .. } => "alias_unchanged",

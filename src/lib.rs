@@ -31,7 +31,9 @@
 //! - [`config`]: the configuration file format, layered (defaults, TOML file,
 //!   `FTI__SECTION__KEY` env), and its validation.
 //! - [`app`]: wiring: turn config into each module's options, build the shared state,
-//!   serve, shut down.
+//!   serve, shut down with a drain.
+//! - [`connections`]: limits every listener applies to its connections (a cap on open
+//!   connections, opening and drain deadlines).
 //! - [`cli`]: the commands behind `fti-serve materialize`, `transform` and `models`.
 //! - [`secret`]: values that never reach logs.
 //!
@@ -53,6 +55,7 @@ pub mod app;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod features;
 pub mod grpc;

@@ -3,7 +3,8 @@
 //! entity IDs, raw paths or a model name a client made up ([`UNKNOWN_MODEL`]).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub const REQUESTS_TOTAL: &str = "fti_requests_total";
@@ -18,6 +19,10 @@ pub const MODEL_LOADS_TOTAL: &str = "fti_model_loads_total";
 pub const MODEL_VERSION_INFO: &str = "fti_model_version_info";
 pub const ALIAS_VERSION: &str = "fti_alias_version";
 pub const ALIAS_MOVES_TOTAL: &str = "fti_alias_moves_total";
+pub const ADMIN_AUTH_FAILURES_TOTAL: &str = "fti_admin_auth_failures_total";
+pub const REQUESTS_SHED_TOTAL: &str = "fti_requests_shed_total";
+pub const REQUESTS_IN_FLIGHT: &str = "fti_requests_in_flight";
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "fti_connections_refused_total";
 
 /// The `model` label of requests for a model that is not served.
 pub const UNKNOWN_MODEL: &str = "_unknown";
@@ -52,6 +57,10 @@ pub struct Metrics {
     pub model_version_info: IntGaugeVec,
     pub alias_version: IntGaugeVec,
     pub alias_moves: IntCounterVec,
+    pub admin_auth_failures: IntCounterVec,
+    pub shed: IntCounter,
+    pub in_flight: IntGauge,
+    pub connections_refused: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,6 +116,28 @@ impl Metrics {
             "Alias moves made through this process's admin API, by action (promote, rollback).",
             &["model", "alias", "action"],
         );
+        let admin_auth_failures = counter(
+            ADMIN_AUTH_FAILURES_TOTAL,
+            "Admin API requests refused for a missing or wrong bearer token, by reason.",
+            &["reason"],
+        );
+        let shed = IntCounter::new(
+            REQUESTS_SHED_TOTAL,
+            "Requests refused by admission control (server.max_in_flight reached): HTTP 429, gRPC RESOURCE_EXHAUSTED.",
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(shed.clone())).expect("metric registered once");
+        let connections_refused = counter(
+            CONNECTIONS_REFUSED_TOTAL,
+            "Connections closed at accept because the listener had server.max_connections open, by transport.",
+            &["transport"],
+        );
+        let in_flight = IntGauge::new(
+            REQUESTS_IN_FLIGHT,
+            "Predict and infer requests holding an admission permit (at most server.max_in_flight).",
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(in_flight.clone())).expect("metric registered once");
         let stage_seconds = HistogramVec::new(
             HistogramOpts::new(STAGE_SECONDS, "Time per request stage.").buckets(LATENCY_BUCKETS.to_vec()),
             &["model", "version", "backend", "stage"],
@@ -143,6 +174,26 @@ impl Metrics {
             model_version_info,
             alias_version,
             alias_moves,
+            admin_auth_failures,
+            shed,
+            in_flight,
+            connections_refused,
+        }
+    }
+
+    /// One model version's request series, resolved once when the version loads.
+    pub fn for_version(&self, model: &str, version: &str, backend: &str) -> VersionMetrics {
+        let stage = |s: &str| self.stage_seconds.with_label_values(&[model, version, backend, s]);
+        VersionMetrics {
+            labels: [model.to_string(), version.to_string(), backend.to_string()],
+            requests: self.requests.clone(),
+            ok: self.requests.with_label_values(&[model, version, backend, "ok"]),
+            features: stage(stage::FEATURES),
+            transform: stage(stage::TRANSFORM),
+            inference: stage(stage::INFERENCE),
+            total: stage(stage::TOTAL),
+            rows: self.rows.with_label_values(&[model, version]),
+            missing_features: self.missing_features.with_label_values(&[model, version]),
         }
     }
 
@@ -154,5 +205,37 @@ impl Metrics {
             tracing::error!("encoding metrics: {e}");
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// A loaded version's series: a request pays no label lookup on the way to success.
+#[derive(Clone)]
+pub struct VersionMetrics {
+    labels: [String; 3],
+    requests: IntCounterVec,
+    ok: IntCounter,
+    pub features: Histogram,
+    pub transform: Histogram,
+    pub inference: Histogram,
+    pub total: Histogram,
+    pub rows: IntCounter,
+    pub missing_features: IntCounter,
+}
+
+impl std::fmt::Debug for VersionMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionMetrics").field("labels", &self.labels).finish_non_exhaustive()
+    }
+}
+
+impl VersionMetrics {
+    /// Counts one request's outcome: `ok` or an error code (a closed set).
+    pub fn count(&self, outcome: &str) {
+        if outcome == "ok" {
+            self.ok.inc();
+        } else {
+            let [model, version, backend] = &self.labels;
+            self.requests.with_label_values(&[model.as_str(), version, backend, outcome]).inc();
+        }
     }
 }

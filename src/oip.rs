@@ -12,6 +12,15 @@ pub fn input_width(datatype: &str) -> Result<usize, String> {
     }
 }
 
+/// The number of elements a shape declares, with checked arithmetic: a client's shape
+/// must never size an allocation or overflow.
+pub fn element_count(shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} declares more elements than can be addressed"))
+}
+
 /// Raw little-endian elements of `datatype` to f32 (the models' input type).
 pub fn decode_raw(datatype: &str, bytes: &[u8]) -> Result<Vec<f32>, String> {
     let width = input_width(datatype)?;
@@ -52,5 +61,7 @@ mod tests {
         assert_eq!(decode_raw("INT64", &7i64.to_le_bytes()), Ok(vec![7.0]));
         assert!(decode_raw("FP32", &[0, 0, 0]).is_err());
         assert!(decode_raw("BYTES", &[]).is_err());
+        assert_eq!(element_count(&[3, 4]), Ok(12));
+        assert!(element_count(&[usize::MAX, 2]).is_err());
     }
 }

@@ -18,6 +18,18 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Reads a secret from a file (a mounted Kubernetes Secret, say), without its trailing
+    /// newline. The error names the file, never the contents.
+    pub fn read_file(path: &std::path::Path) -> Result<Secret, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let value = text.trim_end_matches(['\n', '\r']);
+        if value.is_empty() {
+            return Err(format!("{} is empty", path.display()));
+        }
+        Ok(Secret(value.to_string()))
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -162,16 +162,39 @@ async fn slow_requests_time_out_with_504() {
     assert!(metrics.contains("outcome=\"timeout\""), "{metrics}");
 }
 
-/// A client cannot grow /metrics with made-up model names: every request for a model that
-/// is not served is counted under one label value, over HTTP and gRPC alike.
+/// A client cannot grow /metrics with made-up model names: 10,000 requests for distinct
+/// models that are not served, over HTTP and gRPC, are counted under one label value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_model_names_do_not_grow_metrics() {
+    use fti_serve::grpc::pb::fti as pb;
     let server = Server::start(&common::example_config()).await;
     let series = |text: &str| text.lines().filter(|l| l.starts_with("fti_requests_total{")).count();
     let (_, before) = server.get_text("/metrics").await;
-    for i in 0..500 {
-        let (status, body) = server.post(&format!("/v1/models/made-up-{i}/predict"), &valid()).await;
-        assert_eq!((status, body["code"].as_str()), (404, Some("model_not_found")), "{body}");
+    let (http, grpc) = (9_000, 1_000);
+    for chunk in (0..http).collect::<Vec<_>>().chunks(100) {
+        let tasks: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                let (client, url) =
+                    (server.http.clone(), server.url(&format!("/v1/models/made-up-{i}/predict")));
+                tokio::spawn(async move {
+                    let response = client.post(url).json(&valid()).send().await.unwrap();
+                    (response.status().as_u16(), response.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (status, body) = task.await.unwrap();
+            assert_eq!((status, body["code"].as_str()), (404, Some("model_not_found")), "{body}");
+        }
+    }
+    let endpoint = format!("http://{}", server.grpc_addr);
+    let mut client = pb::prediction_service_client::PredictionServiceClient::connect(endpoint).await.unwrap();
+    for i in 0..grpc {
+        let target = pb::Target { model: format!("grpc-made-up-{i}"), version: 0, alias: String::new() };
+        let request = pb::PredictRequest { target: Some(target), row: None, return_features: false };
+        let status = client.predict(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
     }
     let (_, after) = server.get_text("/metrics").await;
     assert!(!after.contains("made-up-"), "a client-supplied name became a label value");
@@ -179,7 +202,7 @@ async fn unknown_model_names_do_not_grow_metrics() {
         .lines()
         .find(|l| l.starts_with("fti_requests_total{") && l.contains(r#"model="_unknown""#))
         .expect("unknown models are counted");
-    assert!(unknown.ends_with(" 500"), "{unknown}");
+    assert!(unknown.ends_with(&format!(" {}", http + grpc)), "{unknown}");
     // One series for all of them.
     assert_eq!(series(&after), series(&before) + 1, "{after}");
 }

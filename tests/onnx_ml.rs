@@ -282,7 +282,14 @@ fn zipmap_outputs_render_as_maps_in_class_order_and_string_labels_by_name() {
     { name = "label", tensor = "label" },
 ]"#;
     let dir = version_dir("lgbm_binary_zipmap", outputs);
-    let v = load(dir.path(), "m", 1, &fti_serve::registry::LoadOptions::default()).unwrap();
+    let v = load(
+        dir.path(),
+        "m",
+        1,
+        &fti_serve::registry::LoadOptions::default(),
+        &fti_serve::metrics::Metrics::new(),
+    )
+    .unwrap();
     let case = load_case("lgbm_binary_zipmap");
     let tensors = v.backend.run(&case.rows[0], 1).unwrap();
     let OutputValue::Map(map) = extract(&v.outputs[0], &tensors, 0) else { panic!("not a map") };
@@ -296,7 +303,14 @@ fn zipmap_outputs_render_as_maps_in_class_order_and_string_labels_by_name() {
 
     let labels = r#"outputs = [{ name = "label", tensor = "label", labels = ["high", "low", "mid"] }]"#;
     let dir = version_dir("rf_multiclass_strings", labels);
-    let v = load(dir.path(), "m", 1, &fti_serve::registry::LoadOptions::default()).unwrap();
+    let v = load(
+        dir.path(),
+        "m",
+        1,
+        &fti_serve::registry::LoadOptions::default(),
+        &fti_serve::metrics::Metrics::new(),
+    )
+    .unwrap();
     let case = load_case("rf_multiclass_strings");
     let want = case.golden["outputs"]["label"]["data"].as_array().unwrap();
     for (r, row) in case.rows.iter().enumerate() {
@@ -314,6 +328,7 @@ fn a_map_output_needs_one_label_per_class() {
         "m",
         1,
         &fti_serve::registry::LoadOptions::default(),
+        &fti_serve::metrics::Metrics::new(),
     )
     .unwrap_err();
     assert!(err.contains("1 labels for 2 classes"), "{err}");

@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# redis-server for the tests; protoc (protobuf-compiler) for the gRPC code generation.
+# redis-server for the tests; protoc (protobuf-compiler) for the gRPC code generation;
+# openssl to make the certificates of the Redis TLS test.
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v protoc >/dev/null 2>&1 || missing="$missing protobuf-compiler"
 if [ -n "$missing" ]; then
   echo "== installing$missing (Debian packages)"

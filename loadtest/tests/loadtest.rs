@@ -38,7 +38,7 @@ struct Server {
     http: SocketAddr,
     grpc: SocketAddr,
     _registry: tempfile::TempDir,
-    _app: App,
+    _app: std::sync::Arc<App>,
 }
 
 async fn serve() -> Server {
@@ -48,12 +48,12 @@ async fn serve() -> Server {
     config.registry.path = registry.path().to_path_buf();
     config.admin.token = Some(Secret::new(ADMIN_TOKEN));
     config.log.level = "warn".into();
-    let app = App::build(&config).await.unwrap();
+    let app = std::sync::Arc::new(App::build(&config).await.unwrap());
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (http_addr, grpc_addr) = (http.local_addr().unwrap(), grpc.local_addr().unwrap());
-    tokio::spawn(fti_serve::app::serve(http, app.router(), std::future::pending()));
-    tokio::spawn(fti_serve::app::serve_grpc(grpc, app.predictor.clone(), std::future::pending()));
+    app.spawn_http(http, std::future::pending());
+    app.spawn_grpc(grpc, std::future::pending());
     Server { http: http_addr, grpc: grpc_addr, _registry: registry, _app: app }
 }
 

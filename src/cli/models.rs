@@ -4,6 +4,7 @@
 //! a server would, so a version that would be refused never becomes an alias target.
 
 use crate::Error;
+use crate::metrics::Metrics;
 use crate::registry::lifecycle::{self, Move, MoveOutcome, MoveRequest};
 use crate::registry::{LoadOptions, Manifest, RegistryDir, load};
 use std::fmt::Write as _;
@@ -79,7 +80,7 @@ pub fn move_alias(
 ) -> Result<MoveOutcome, Error> {
     let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
     lifecycle::move_alias(dir, model, action, &request, |v| {
-        load::load_version(&dir.version_dir(model, v), model, v, options).map(drop)
+        load::load_version(&dir.version_dir(model, v), model, v, options, &Metrics::new()).map(drop)
     })
 }
 

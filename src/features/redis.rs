@@ -2,36 +2,84 @@
 //! fields are feature names, values decimal/UTF-8 strings, so any client can write it
 //! (`redis-cli HSET fti:card_activity:4111000000000001 txn_count_1h 3`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, TlsCertificates};
 
 use super::store::{BoxFuture, Lookup, OnlineStore, StoreError, StoredRows};
-use crate::secret::redact_url;
+use crate::secret::{Secret, redact_url};
+
+/// How to reach Redis. Secrets stay out of the URL when they come from files.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://[user[:password]@]host:port[/db]`, `rediss://...` (TLS) or `unix://...`.
+    pub url: String,
+    /// Overrides the URL's password (e.g. read from a mounted secret file).
+    pub password: Option<Secret>,
+    /// PEM certificate(s) to trust for `rediss://`, instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Bounds one round trip (all groups and entities of a request), and each connect.
+    pub timeout: Duration,
+}
+
+/// After this many failed pings in a row the connection manager is built anew: it stops
+/// reconnecting by itself after an error that is not I/O (a password changed while Redis
+/// restarted, say), and a fresh one recovers from any of them.
+const REBUILD_AFTER_FAILED_PINGS: u32 = 3;
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    client: redis::Client,
+    manager_config: ConnectionManagerConfig,
+    conn: ArcSwap<ConnectionManager>,
+    failed_pings: AtomicU32,
     timeout: Duration,
     display: String,
 }
 
 impl RedisStore {
     /// Creates the store without connecting: the connection is made (and re-made after an
-    /// outage) on first use, so the server starts, and reports not-ready, while Redis is
-    /// down.
-    /// `timeout` bounds one round trip (all groups and entities of a request).
-    pub fn new(url: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
-        let display = redact_url(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Backend(format!("invalid redis url {display}: {e}")))?;
+    /// outage) in the background, so the server starts, and reports not-ready, while
+    /// Redis is down.
+    pub fn new(options: &RedisOptions) -> Result<RedisStore, StoreError> {
+        let display = redact_url(&options.url);
+        let invalid = |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {display}: {e}"));
+        let mut info = options.url.as_str().into_connection_info().map_err(|e| invalid(&e))?;
+        if let Some(password) = &options.password {
+            let settings = info.redis_settings().clone().set_password(password.expose());
+            info = info.set_redis_settings(settings);
+        }
+        let client = match &options.ca_pem {
+            Some(pem) => {
+                // ring, whatever else the dependency tree enables: rustls refuses to guess.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let certificates = TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) };
+                redis::Client::build_with_tls(info, certificates).map_err(|e| invalid(&e))?
+            }
+            None => redis::Client::open(info).map_err(|e| invalid(&e))?,
+        };
         let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .map_err(|e| StoreError::Backend(format!("redis {display}: {e}")))?;
-        Ok(RedisStore { conn, timeout, display })
+            .set_connection_timeout(Some(options.timeout))
+            .set_response_timeout(Some(options.timeout))
+            // One attempt per reconnect: the health check retries, off the requests' clock.
+            .set_number_of_retries(0);
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+            .map_err(|e| invalid(&e))?;
+        Ok(RedisStore {
+            client,
+            manager_config,
+            conn: ArcSwap::from_pointee(conn),
+            failed_pings: AtomicU32::new(0),
+            timeout: options.timeout,
+            display,
+        })
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        ConnectionManager::clone(&self.conn.load())
     }
 
     async fn with_deadline<T>(
@@ -42,6 +90,20 @@ impl RedisStore {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(StoreError::Backend(format!("redis {}: {e}", self.display))),
             Err(_) => Err(StoreError::Timeout(self.timeout.as_millis() as u64)),
+        }
+    }
+
+    fn after_ping(&self, ok: bool) {
+        if ok {
+            self.failed_pings.store(0, Ordering::Relaxed);
+            return;
+        }
+        let failed = self.failed_pings.fetch_add(1, Ordering::Relaxed) + 1;
+        if failed.is_multiple_of(REBUILD_AFTER_FAILED_PINGS)
+            && let Ok(fresh) =
+                ConnectionManager::new_lazy_with_config(self.client.clone(), self.manager_config.clone())
+        {
+            self.conn.store(Arc::new(fresh));
         }
     }
 }
@@ -57,7 +119,7 @@ impl OnlineStore for RedisStore {
             for lookup in lookups {
                 pipe.cmd("HMGET").arg(&lookup.key).arg(lookup.fields);
             }
-            let mut conn = self.conn.clone();
+            let mut conn = self.connection();
             let rows: Vec<Vec<Option<String>>> = self.with_deadline(pipe.query_async(&mut conn)).await?;
             // HMGET cannot tell an absent key from a hash without these fields; the feature
             // view treats both as "entity not found" (GroupPlan::from_stored).
@@ -67,9 +129,16 @@ impl OnlineStore for RedisStore {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let pong: String = self.with_deadline(redis::cmd("PING").query_async(&mut conn)).await?;
-            if pong == "PONG" { Ok(()) } else { Err(StoreError::Backend(format!("PING answered {pong:?}"))) }
+            let mut conn = self.connection();
+            let pong: Result<String, StoreError> =
+                self.with_deadline(redis::cmd("PING").query_async(&mut conn)).await;
+            let result = match pong {
+                Ok(pong) if pong == "PONG" => Ok(()),
+                Ok(other) => Err(StoreError::Backend(format!("PING answered {other:?}"))),
+                Err(e) => Err(e),
+            };
+            self.after_ping(result.is_ok());
+            result
         })
     }
 

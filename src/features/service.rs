@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::cache::{CacheOptions, GroupCache};
-use super::store::{Lookup, OnlineStore};
+use super::store::{Lookup, OnlineStore, StoreError};
 use super::view::{FeatureView, GroupValues, OnMissing};
 use crate::Error;
 use crate::metrics::Metrics;
@@ -35,8 +38,14 @@ pub struct FeatureService {
     prefix: String,
     policy: OnStoreError,
     up: AtomicBool,
+    /// Wakes the health watcher as soon as a lookup fails.
+    wake: Notify,
     metrics: Metrics,
 }
+
+/// While the store is down, it is pinged this often (or at the configured interval, if
+/// shorter), so serving resumes soon after it comes back.
+const RECHECK_WHILE_DOWN: Duration = Duration::from_millis(200);
 
 impl std::fmt::Debug for FeatureService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,7 +67,16 @@ impl FeatureService {
     ) -> FeatureService {
         let longest = cache_options.longest_ttl();
         let cache = (!longest.is_zero()).then(|| GroupCache::new(cache_options.max_entries, longest));
-        FeatureService { store, cache, cache_options, prefix, policy, up: AtomicBool::new(true), metrics }
+        FeatureService {
+            store,
+            cache,
+            cache_options,
+            prefix,
+            policy,
+            up: AtomicBool::new(true),
+            wake: Notify::new(),
+            metrics,
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -83,6 +101,20 @@ impl FeatureService {
         };
         self.set_up(up);
         up
+    }
+
+    /// Keeps readiness current: pings every `interval` while the store is up, and every
+    /// [`RECHECK_WHILE_DOWN`] (at most) from the moment a lookup fails until it answers.
+    /// The pings also drive reconnection, so no request waits for one. Runs until dropped.
+    pub async fn watch_health(&self, interval: Duration) {
+        loop {
+            let wait = if self.is_up() { interval } else { interval.min(RECHECK_WHILE_DOWN) };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+            }
+            self.check_health().await;
+        }
     }
 
     fn set_up(&self, up: bool) {
@@ -123,7 +155,8 @@ impl FeatureService {
         }
 
         if !lookups.is_empty() {
-            match self.store.get(&lookups).await {
+            let result = if self.is_up() { self.store.get(&lookups).await } else { Err(StoreError::Down) };
+            match result {
                 Ok(fetched) => {
                     for ((index, lookup), raw) in pending.into_iter().zip(lookups).zip(fetched) {
                         let plan = &view.groups[index % groups];
@@ -143,8 +176,13 @@ impl FeatureService {
                 }
                 Err(e) => {
                     self.metrics.store_errors.with_label_values(&[e.kind()]).inc();
-                    self.set_up(false);
-                    tracing::warn!("online store lookup failed: {e}");
+                    if !matches!(e, StoreError::Down) {
+                        if self.is_up() {
+                            tracing::warn!("online store lookup failed, failing fast until it answers: {e}");
+                        }
+                        self.set_up(false);
+                        self.wake.notify_one();
+                    }
                     if self.policy == OnStoreError::Fail {
                         return Err(Error::StoreUnavailable(e.to_string()));
                     }

@@ -21,6 +21,10 @@ pub enum StoreError {
     Backend(String),
     #[error("no answer within {0} ms")]
     Timeout(u64),
+    /// Failing fast: the last lookup or health check failed, and the store is re-checked
+    /// in the background rather than on requests' clocks.
+    #[error("down since its last check failed; reconnecting in the background")]
+    Down,
 }
 
 impl StoreError {
@@ -28,6 +32,7 @@ impl StoreError {
         match self {
             StoreError::Backend(_) => "backend",
             StoreError::Timeout(_) => "timeout",
+            StoreError::Down => "down",
         }
     }
 }

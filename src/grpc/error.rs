@@ -15,6 +15,7 @@ pub fn status_of(error: &Error) -> Code {
         Error::InvalidInput { .. } | Error::TooManyRows { .. } => Code::InvalidArgument,
         Error::VersionUnavailable { .. } | Error::StoreUnavailable(_) => Code::Unavailable,
         Error::Timeout(_) => Code::DeadlineExceeded,
+        Error::Overloaded { .. } => Code::ResourceExhausted,
         Error::Inference { .. } | Error::Registry(_) => Code::Internal,
         Error::VersionRefused { .. } | Error::AliasUnchanged { .. } | Error::NothingToRollBack { .. } => {
             Code::FailedPrecondition

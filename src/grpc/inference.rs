@@ -56,14 +56,15 @@ pub fn decode(request: &pb::ModelInferRequest) -> Result<TensorInput, Status> {
             return Err(Status::invalid_argument("inputs[0] has neither contents nor raw_input_contents"));
         }
     };
-    let count: usize = shape.iter().product();
+    let count =
+        oip::element_count(&shape).map_err(|m| Status::invalid_argument(format!("inputs[0].shape: {m}")))?;
     if data.len() != count {
         return Err(Status::invalid_argument(format!(
             "inputs[0]: shape {shape:?} needs {count} values, got {}",
             data.len()
         )));
     }
-    Ok(TensorInput { name: input.name.clone(), shape, data })
+    Ok(TensorInput { name: input.name.clone(), shape, data, timeout: None })
 }
 
 /// The answer to `request`: the outputs it asked for (all by default), as raw contents
@@ -179,8 +180,11 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<pb::ModelInferRequest>,
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
+        let timeout = super::deadline::budget(request.metadata())?;
+        let _admission = self.predictor.try_admit().map_err(|e| to_status(&e))?;
         let request = request.into_inner();
-        let input = decode(&request)?;
+        let mut input = decode(&request)?;
+        input.timeout = timeout;
         let response = self
             .predictor
             .infer(&request.model_name, &target("model_version", &request.model_version)?, input)

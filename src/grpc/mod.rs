@@ -2,16 +2,11 @@
 //! our `fti.v1.PredictionService`, served on their own port by the same process and the
 //! same core as HTTP. Handlers decode, call [`crate::predict::Predictor`], encode.
 
+pub mod deadline;
 mod error;
 pub mod inference;
 pub mod prediction;
-
-use std::future::Future;
-
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-
-use crate::predict::Predictor;
+pub mod server;
 
 /// Code generated from `proto/` at build time.
 #[allow(clippy::all, clippy::pedantic, clippy::nursery, clippy::restriction, missing_docs)]
@@ -25,22 +20,4 @@ pub mod pb {
 }
 
 pub use error::status_of;
-
-/// Serves both gRPC services on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    predictor: Predictor,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let inference = pb::inference::grpc_inference_service_server::GrpcInferenceServiceServer::new(
-        inference::Inference::new(predictor.clone()),
-    );
-    let prediction = pb::fti::prediction_service_server::PredictionServiceServer::new(
-        prediction::Prediction::new(predictor),
-    );
-    tonic::transport::Server::builder()
-        .add_service(inference)
-        .add_service(prediction)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
-        .await
-}
+pub use server::{GrpcOptions, serve};

@@ -2,6 +2,7 @@
 //! the gRPC face of `POST /v1/models/{model}/predict`, on the same core.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -91,11 +92,20 @@ pub fn prediction(r: RowPrediction) -> pb::Prediction {
 }
 
 impl Prediction {
-    async fn one(&self, request: pb::PredictRequest) -> Result<pb::PredictResponse, Status> {
+    async fn one(
+        &self,
+        request: pb::PredictRequest,
+        timeout: Option<Duration>,
+    ) -> Result<pb::PredictResponse, Status> {
+        let _admission = self.predictor.try_admit().map_err(|e| to_status(&e))?;
         let (model, which) = target(request.target.as_ref())?;
         let row = row(request.row.unwrap_or_default());
-        let request =
-            PredictRequest { rows: vec![row], batch: false, return_features: request.return_features };
+        let request = PredictRequest {
+            rows: vec![row],
+            batch: false,
+            return_features: request.return_features,
+            timeout,
+        };
         let PredictResponse { model, version, rows } =
             self.predictor.predict(&model, &which, request).await.map_err(|e| to_status(&e))?;
         Ok(pb::PredictResponse { model, version, prediction: rows.into_iter().next().map(prediction) })
@@ -110,17 +120,20 @@ impl PredictionService for Prediction {
         &self,
         request: Request<pb::PredictRequest>,
     ) -> Result<Response<pb::PredictResponse>, Status> {
-        self.one(request.into_inner()).await.map(Response::new)
+        let timeout = super::deadline::budget(request.metadata())?;
+        self.one(request.into_inner(), timeout).await.map(Response::new)
     }
 
     async fn predict_batch(
         &self,
         request: Request<pb::PredictBatchRequest>,
     ) -> Result<Response<pb::PredictBatchResponse>, Status> {
+        let timeout = super::deadline::budget(request.metadata())?;
+        let _admission = self.predictor.try_admit().map_err(|e| to_status(&e))?;
         let request = request.into_inner();
         let (model, which) = target(request.target.as_ref())?;
         let rows = request.rows.into_iter().map(row).collect();
-        let request = PredictRequest { rows, batch: true, return_features: request.return_features };
+        let request = PredictRequest { rows, batch: true, return_features: request.return_features, timeout };
         let PredictResponse { model, version, rows } =
             self.predictor.predict(&model, &which, request).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::PredictBatchResponse {
@@ -142,7 +155,8 @@ impl PredictionService for Prediction {
         tokio::spawn(async move {
             while let Some(next) = inbound.message().await.transpose() {
                 let answer = match next {
-                    Ok(request) => service.one(request).await,
+                    // Each message is its own request, under the server's deadline.
+                    Ok(request) => service.one(request, None).await,
                     Err(status) => Err(status),
                 };
                 if tx.send(answer).await.is_err() {

@@ -77,9 +77,14 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?;
-    if token_matches(given.trim(), expected) { Ok(()) } else { Err(unauthorized()) }
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let reason = match given {
+        Some(given) if token_matches(given.trim(), expected) => return Ok(()),
+        Some(_) => "wrong",
+        None => "missing",
+    };
+    state.predictor.count_auth_failure(reason);
+    Err(unauthorized())
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {

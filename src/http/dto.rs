@@ -61,11 +61,11 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(PredictRequest { rows, batch: true, return_features })
+            Ok(PredictRequest { rows, batch: true, return_features, timeout: None })
         }
         None => {
             let row = parse_row(object.remove("entities"), object.remove("features"), "")?;
-            Ok(PredictRequest { rows: vec![row], batch: false, return_features })
+            Ok(PredictRequest { rows: vec![row], batch: false, return_features, timeout: None })
         }
     }
 }

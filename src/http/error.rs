@@ -1,7 +1,7 @@
 //! Domain errors to HTTP: status plus a JSON body `{"error", "code", "field"?}`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -47,6 +47,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::InvalidInput { .. } | Error::TooManyRows { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::VersionUnavailable { .. } | Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        Error::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Inference { .. } | Error::Registry(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::VersionRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::AliasUnchanged { .. } | Error::NothingToRollBack { .. } => StatusCode::CONFLICT,
@@ -66,6 +67,7 @@ impl From<Error> for ApiError {
             | Error::FeatureMissing { .. }
             | Error::StoreUnavailable(_)
             | Error::Timeout(_)
+            | Error::Overloaded { .. }
             | Error::Inference { .. }
             | Error::VersionRefused { .. }
             | Error::AliasUnchanged { .. }
@@ -81,6 +83,12 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let retry = self.status == StatusCode::TOO_MANY_REQUESTS;
+        let mut response = (self.status, Json(self.body)).into_response();
+        if retry {
+            // Overload is momentary: a client may come back at once.
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }

@@ -23,6 +23,13 @@ const HEADER_LENGTH: &str = "inference-header-content-length";
 #[derive(Debug)]
 pub struct OipError(StatusCode, String);
 
+impl OipError {
+    /// The status the client gets.
+    pub fn status(&self) -> StatusCode {
+        self.0
+    }
+}
+
 impl From<Error> for OipError {
     fn from(e: Error) -> Self {
         OipError(status_of(&e), e.to_string())
@@ -149,7 +156,8 @@ async fn infer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OipError> {
-    let (input, options) = decode_infer(headers, body)?;
+    let (mut input, options) = decode_infer(headers, body)?;
+    input.timeout = super::client_timeout(headers).map_err(bad)?;
     let response = p.infer(model, &target(version)?, input).await?;
     encode_infer(model, &options, &response)
 }
@@ -182,7 +190,7 @@ pub fn decode_infer(headers: &HeaderMap, body: &[u8]) -> Result<(TensorInput, In
     if inputs.len() != 1 {
         return Err(bad(format!("this model takes exactly one input tensor, got {}", inputs.len())));
     }
-    let input = decode_input(&inputs[0], &mut binary)?;
+    let input = decode_input(&inputs[0], json_part.len(), &mut binary)?;
     if !binary.is_empty() {
         return Err(bad(format!(
             "{} bytes of binary data follow the inputs that were declared",
@@ -282,7 +290,9 @@ fn requested_outputs(request: &Map<String, Value>) -> Result<Wanted, OipError> {
     Ok(Wanted { names, binary_default })
 }
 
-fn decode_input(input: &Value, binary: &mut &[u8]) -> Result<TensorInput, OipError> {
+/// `json_len`: the size of the JSON part of the body, which bounds how many values it
+/// can carry.
+fn decode_input(input: &Value, json_len: usize, binary: &mut &[u8]) -> Result<TensorInput, OipError> {
     let name = input.get("name").and_then(Value::as_str).ok_or_else(|| bad("inputs[0].name is required"))?;
     let shape: Vec<usize> = input
         .get("shape")
@@ -298,12 +308,12 @@ fn decode_input(input: &Value, binary: &mut &[u8]) -> Result<TensorInput, OipErr
     let datatype =
         input.get("datatype").and_then(Value::as_str).ok_or_else(|| bad("inputs[0].datatype is required"))?;
     let width = oip::input_width(datatype).map_err(|m| bad(format!("inputs[0].datatype: {m}")))?;
-    let count: usize = shape.iter().product();
+    let count = oip::element_count(&shape).map_err(|m| bad(format!("inputs[0].shape: {m}")))?;
     let size = input.get("parameters").and_then(|p| p.get("binary_data_size")).and_then(Value::as_u64);
     let data = match (size, input.get("data")) {
         (Some(size), _) => {
-            let size = size as usize;
-            if size != count * width || size > binary.len() {
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            if count.checked_mul(width) != Some(size) || size > binary.len() {
                 return Err(bad(format!(
                     "inputs[0]: binary_data_size {size} does not match shape {shape:?} of {datatype} ({} bytes available)",
                     binary.len()
@@ -314,6 +324,13 @@ fn decode_input(input: &Value, binary: &mut &[u8]) -> Result<TensorInput, OipErr
             oip::decode_raw(datatype, bytes).map_err(|m| bad(format!("inputs[0]: {m}")))?
         }
         (None, Some(data)) => {
+            // Every JSON number takes at least one byte of the body, so a shape that needs
+            // more values than the body has bytes is refused before anything is sized by it.
+            if count > json_len {
+                return Err(bad(format!(
+                    "inputs[0]: shape {shape:?} needs {count} values; a body of {json_len} bytes cannot hold them"
+                )));
+            }
             let mut flat = Vec::with_capacity(count);
             flatten(data, &mut flat)?;
             flat
@@ -323,7 +340,7 @@ fn decode_input(input: &Value, binary: &mut &[u8]) -> Result<TensorInput, OipErr
     if data.len() != count {
         return Err(bad(format!("inputs[0]: shape {shape:?} needs {count} values, got {}", data.len())));
     }
-    Ok(TensorInput { name: name.to_string(), shape, data })
+    Ok(TensorInput { name: name.to_string(), shape, data, timeout: None })
 }
 
 /// Row-major `data`, flat or nested as the shape.

@@ -17,6 +17,8 @@ use crate::registry::{ModelEntry, ModelVersion, Target, VersionState};
 #[derive(Debug, Clone, Serialize)]
 pub struct Readiness {
     pub ready: bool,
+    /// A shutdown has begun: not ready, whatever else holds.
+    pub draining: bool,
     pub models: BTreeMap<String, bool>,
     pub store: StoreStatus,
 }
@@ -123,7 +125,7 @@ impl Predictor {
     /// Ready when every served model has a loaded production version and the store
     /// answered its last ping.
     pub fn is_ready(&self) -> bool {
-        self.0.registry.snapshot().is_ready() && self.0.features.is_up()
+        !self.is_draining() && self.0.registry.snapshot().is_ready() && self.0.features.is_up()
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -131,8 +133,10 @@ impl Predictor {
         let models: BTreeMap<String, bool> =
             snapshot.models.iter().map(|(name, entry)| (name.clone(), entry.is_ready())).collect();
         let up = self.0.features.is_up();
+        let draining = self.is_draining();
         Readiness {
-            ready: snapshot.is_ready() && up,
+            ready: !draining && snapshot.is_ready() && up,
+            draining,
             models,
             store: StoreStatus { up, store: self.0.features.describe() },
         }

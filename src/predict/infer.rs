@@ -6,7 +6,6 @@ use std::time::Instant;
 use super::messages::{InferResponse, NamedTensor, TensorInput};
 use super::predictor::{Predictor, run_model};
 use crate::Error;
-use crate::metrics::stage;
 use crate::registry::Target;
 
 impl Predictor {
@@ -17,7 +16,8 @@ impl Predictor {
         target: &Target,
         input: TensorInput,
     ) -> Result<InferResponse, Error> {
-        self.on_version(model, target, |version| async move {
+        let timeout = input.timeout;
+        self.on_version(model, target, timeout, |version, deadline| async move {
             let width = version.view.width();
             let expected = &version.manifest.model.input.name;
             if input.name != *expected {
@@ -52,8 +52,8 @@ impl Predictor {
                 return Err(Error::invalid("inputs[0].data", message));
             }
             let t = Instant::now();
-            let tensors = run_model(&version, input.data, rows).await?;
-            self.observe(&version, stage::INFERENCE, t.elapsed());
+            let tensors = run_model(&version, input.data, rows, deadline).await?;
+            version.metrics.inference.observe(t.elapsed().as_secs_f64());
             let outputs = version
                 .backend
                 .output_names()

@@ -3,13 +3,15 @@
 //! the registry's versions; load and unload models. Registry work is blocking file and
 //! model I/O, so it runs on the blocking pool.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::predictor::Predictor;
 use crate::Error;
 pub use crate::registry::lifecycle::{Move, MoveOutcome, MoveRequest};
 pub use crate::registry::state::{Action, AliasMove};
-use crate::registry::{VersionState, lifecycle};
+use crate::registry::{Registry, VersionState, lifecycle};
 
 /// A model's aliases and every move they made.
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +32,23 @@ pub struct RepositoryEntry {
 }
 
 impl Predictor {
+    /// Counts a refused admin authentication (`reason`: `missing` or `wrong` token).
+    pub fn count_auth_failure(&self, reason: &'static str) {
+        self.0.metrics.admin_auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Runs registry work (file and model I/O) on the blocking pool.
+    async fn on_registry<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl FnOnce(&Registry) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let registry = Arc::clone(&self.0.registry);
+        tokio::task::spawn_blocking(move || work(&registry))
+            .await
+            .map_err(|e| Error::Registry(format!("{what} task failed: {e}")))?
+    }
+
     /// Moves an alias: the target version is loaded and validated first, the registry
     /// records the move (so every replica follows), and this replica swaps before the
     /// answer.
@@ -39,18 +58,17 @@ impl Predictor {
         action: Move,
         request: MoveRequest,
     ) -> Result<MoveOutcome, Error> {
-        let registry = self.0.registry.clone();
         let model = model.to_string();
-        let outcome = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-            let outcome = lifecycle::move_alias(registry.dir(), &model, action, &request, |v| {
-                registry.ensure_loaded(&model, v)
-            })?;
-            // Swap this replica now; the others follow through the registry watcher.
-            registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;
-            Ok(outcome)
-        })
-        .await
-        .map_err(|e| Error::Registry(format!("alias move task failed: {e}")))??;
+        let outcome = self
+            .on_registry("alias move", move |registry| {
+                let outcome = lifecycle::move_alias(registry.dir(), &model, action, &request, |v| {
+                    registry.ensure_loaded(&model, v)
+                })?;
+                // Swap this replica now; the others follow through the registry watcher.
+                registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;
+                Ok(outcome)
+            })
+            .await?;
         let action = match outcome.action {
             Action::Promote => "promote",
             Action::Rollback => "rollback",
@@ -64,9 +82,9 @@ impl Predictor {
     }
 
     pub async fn history(&self, model: &str) -> Result<History, Error> {
-        let registry = self.0.registry.clone();
+        lifecycle::check_model(model)?;
         let model = model.to_string();
-        tokio::task::spawn_blocking(move || {
+        self.on_registry("history", move |registry| {
             if !registry.dir().model_dir(&model).is_dir() {
                 return Err(Error::ModelNotFound { model });
             }
@@ -74,13 +92,11 @@ impl Predictor {
             Ok(History { model, aliases: state.aliases, history: state.history })
         })
         .await
-        .map_err(|e| Error::Registry(format!("history task failed: {e}")))?
     }
 
     /// Every model version in the registry directory with its state in this replica.
     pub async fn repository_index(&self) -> Result<Vec<RepositoryEntry>, Error> {
-        let registry = self.0.registry.clone();
-        tokio::task::spawn_blocking(move || {
+        self.on_registry("repository index", |registry| {
             let snapshot = registry.snapshot();
             let dir = registry.dir();
             let mut index = Vec::new();
@@ -106,24 +122,19 @@ impl Predictor {
             Ok(index)
         })
         .await
-        .map_err(|e| Error::Registry(format!("repository index task failed: {e}")))?
     }
 
     /// Serves `model` (again), loading its resident versions now.
     pub async fn load_model(&self, model: &str) -> Result<(), Error> {
-        let registry = self.0.registry.clone();
+        lifecycle::check_model(model)?;
         let model = model.to_string();
-        tokio::task::spawn_blocking(move || registry.load_model(&model))
-            .await
-            .map_err(|e| Error::Registry(format!("load task failed: {e}")))?
+        self.on_registry("load", move |registry| registry.load_model(&model)).await
     }
 
     /// Stops serving `model`; its versions are freed when their last request ends.
     pub async fn unload_model(&self, model: &str) -> Result<(), Error> {
-        let registry = self.0.registry.clone();
+        lifecycle::check_model(model)?;
         let model = model.to_string();
-        tokio::task::spawn_blocking(move || registry.unload_model(&model))
-            .await
-            .map_err(|e| Error::Registry(format!("unload task failed: {e}")))?
+        self.on_registry("unload", move |registry| registry.unload_model(&model)).await
     }
 }

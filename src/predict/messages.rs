@@ -1,6 +1,7 @@
 //! The core's request and response types: what transports decode into and encode from.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -21,6 +22,9 @@ pub struct PredictRequest {
     pub batch: bool,
     /// Return the assembled model input vector with each prediction.
     pub return_features: bool,
+    /// The client's own deadline (gRPC `grpc-timeout`, HTTP `X-Request-Timeout-Ms`); the
+    /// shorter of it and `server.request_timeout_ms` wins.
+    pub timeout: Option<Duration>,
 }
 
 /// One named output value of one row.
@@ -56,6 +60,8 @@ pub struct TensorInput {
     pub name: String,
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
+    /// The client's own deadline, as for [`PredictRequest::timeout`].
+    pub timeout: Option<Duration>,
 }
 
 /// A graph output by its ONNX name.

@@ -30,4 +30,4 @@ pub use messages::{
     TensorInput,
 };
 pub use outputs::extract;
-pub use predictor::{Limits, Predictor};
+pub use predictor::{Admission, Limits, Predictor};

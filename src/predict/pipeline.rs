@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use super::messages::{PredictRequest, PredictResponse, RowPrediction};
 use super::outputs::extract;
-use super::predictor::{Predictor, run_model};
+use super::predictor::{Deadline, Predictor, run_model};
 use crate::Error;
-use crate::metrics::stage;
 use crate::registry::{ModelVersion, Target};
 
 impl Predictor {
@@ -19,14 +18,18 @@ impl Predictor {
         target: &Target,
         request: PredictRequest,
     ) -> Result<PredictResponse, Error> {
-        self.on_version(model, target, |version| async move { self.run_pipeline(&version, request).await })
-            .await
+        let timeout = request.timeout;
+        self.on_version(model, target, timeout, |version, deadline| async move {
+            self.run_pipeline(&version, request, deadline).await
+        })
+        .await
     }
 
     async fn run_pipeline(
         &self,
         version: &Arc<ModelVersion>,
         request: PredictRequest,
+        deadline: Deadline,
     ) -> Result<PredictResponse, Error> {
         let limits = self.0.limits;
         if request.rows.len() > limits.max_batch_rows {
@@ -53,6 +56,7 @@ impl Predictor {
         }
         let validate = t0.elapsed();
 
+        deadline.check()?;
         let t1 = Instant::now();
         let fetched = self.0.features.fetch(view, &entities).await?;
         let groups = view.groups.len();
@@ -60,7 +64,7 @@ impl Predictor {
             let row = r * groups..(r + 1) * groups;
             view.fill_groups(frame, &fetched.values[row.clone()], &fetched.entities[row], &mut missing[r])?;
         }
-        self.observe(version, stage::FEATURES, t1.elapsed());
+        version.metrics.features.observe(t1.elapsed().as_secs_f64());
 
         let t2 = Instant::now();
         let mut input = Vec::with_capacity(frames.len() * view.width());
@@ -68,18 +72,17 @@ impl Predictor {
             view.compute(frame);
             view.push_input(frame, &mut input);
         }
-        self.observe(version, stage::TRANSFORM, validate + t2.elapsed());
+        version.metrics.transform.observe((validate + t2.elapsed()).as_secs_f64());
 
         let t3 = Instant::now();
         let rows = frames.len();
-        let tensors = run_model(version, input, rows).await?;
-        self.observe(version, stage::INFERENCE, t3.elapsed());
+        let tensors = run_model(version, input, rows, deadline).await?;
+        version.metrics.inference.observe(t3.elapsed().as_secs_f64());
 
-        let labels = [version.model.as_str(), version.version_label.as_str()];
-        self.0.metrics.rows.with_label_values(&labels).inc_by(rows as u64);
+        version.metrics.rows.inc_by(rows as u64);
         let defaulted: usize = missing.iter().map(Vec::len).sum();
         if defaulted > 0 {
-            self.0.metrics.missing_features.with_label_values(&labels).inc_by(defaulted as u64);
+            version.metrics.missing_features.inc_by(defaulted as u64);
         }
         let predictions = frames
             .iter()

@@ -2,7 +2,10 @@
 //! deadline, the outcome metrics and running the model.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::Error;
 use crate::backend::{BackendError, Tensor};
@@ -15,6 +18,8 @@ pub struct Limits {
     pub max_batch_rows: usize,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Requests in flight beyond this are refused at once (admission control).
+    pub max_in_flight: usize,
 }
 
 pub(super) struct Shared {
@@ -22,6 +27,28 @@ pub(super) struct Shared {
     pub(super) features: FeatureService,
     pub(super) metrics: Metrics,
     pub(super) limits: Limits,
+    admission: Arc<Semaphore>,
+    /// Set at SIGTERM: readiness answers 503 while in-flight requests finish.
+    draining: AtomicBool,
+}
+
+/// A request's place among those in flight; released when dropped.
+#[derive(Debug)]
+pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// When a request must be answered by. Checked before each stage that costs (feature
+/// fetch, model run), not only where something awaits: an embedded store and an inline
+/// model never yield, so a timer alone would let an over-deadline request run to the end.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    pub(super) fn check(&self) -> Result<(), Error> {
+        if Instant::now() >= self.at { Err(Error::Timeout(self.budget)) } else { Ok(()) }
+    }
 }
 
 /// Cheap-to-clone handle on everything a request needs.
@@ -41,7 +68,15 @@ impl Predictor {
         metrics: Metrics,
         limits: Limits,
     ) -> Predictor {
-        Predictor(Arc::new(Shared { registry, features, metrics, limits }))
+        let admission = Arc::new(Semaphore::new(limits.max_in_flight));
+        Predictor(Arc::new(Shared {
+            registry,
+            features,
+            metrics,
+            limits,
+            admission,
+            draining: AtomicBool::new(false),
+        }))
     }
 
     pub fn limits(&self) -> Limits {
@@ -50,6 +85,8 @@ impl Predictor {
 
     /// The Prometheus text exposition of every metric.
     pub fn render_metrics(&self) -> String {
+        let free = self.0.admission.available_permits();
+        self.0.metrics.in_flight.set(self.0.limits.max_in_flight.saturating_sub(free) as i64);
         self.0.metrics.render()
     }
 
@@ -58,20 +95,59 @@ impl Predictor {
         self.0.features.check_health().await
     }
 
+    /// Keeps the store's health current (and drives reconnection after an outage, off
+    /// the requests' clock). Runs until the task is dropped.
+    pub async fn watch_store(&self, interval: Duration) {
+        self.0.features.watch_health(interval).await;
+    }
+
+    /// Readiness turns 503 from now on (a shutdown has begun); requests are still served.
+    pub fn start_draining(&self) {
+        self.0.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn is_draining(&self) -> bool {
+        self.0.draining.load(Ordering::Relaxed)
+    }
+
+    /// Counts connections a listener closed for being over its cap (`transport`: `http`
+    /// or `grpc`).
+    pub fn connection_refusals(&self, transport: &'static str) -> crate::connections::Refused {
+        let counter = self.0.metrics.connections_refused.with_label_values(&[transport]);
+        Box::new(move || counter.inc())
+    }
+
+    /// Admission control: a permit per request in flight, taken before the request costs
+    /// anything and refused at once when none is left, so overload is answered fast
+    /// instead of queueing every client behind it. Hold it until the answer is written.
+    pub fn try_admit(&self) -> Result<Admission, Error> {
+        match Arc::clone(&self.0.admission).try_acquire_owned() {
+            Ok(permit) => Ok(Admission(permit)),
+            Err(_) => {
+                self.0.metrics.shed.inc();
+                Err(Error::Overloaded { limit: self.0.limits.max_in_flight })
+            }
+        }
+    }
+
     /// Resolves `target` on one registry snapshot, runs `work` on that version under the
-    /// request deadline, and counts the outcome and total time. Every request kind goes
-    /// through here.
+    /// request deadline (the shorter of the server's and the client's), and counts the
+    /// outcome and total time. Every request kind goes through here.
     pub(super) async fn on_version<T, F, Fut>(
         &self,
         model: &str,
         target: &Target,
+        client_timeout: Option<Duration>,
         work: F,
     ) -> Result<T, Error>
     where
-        F: FnOnce(Arc<ModelVersion>) -> Fut,
+        F: FnOnce(Arc<ModelVersion>, Deadline) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         let start = Instant::now();
+        let server = self.0.limits.request_timeout;
+        let budget = client_timeout.map_or(server, |t| t.min(server));
+        let deadline = Deadline { at: start + budget, budget };
         let version = match self.0.registry.snapshot().resolve(model, target) {
             Ok(v) => v,
             Err(e) => {
@@ -82,49 +158,61 @@ impl Predictor {
                 return Err(e);
             }
         };
-        let timeout = self.0.limits.request_timeout;
-        let result = match tokio::time::timeout(timeout, work(Arc::clone(&version))).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout(timeout)),
-        };
-        let outcome = match &result {
+        let result =
+            match tokio::time::timeout_at(deadline.at.into(), work(Arc::clone(&version), deadline)).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Timeout(budget)),
+            };
+        version.metrics.count(match &result {
             Ok(_) => "ok",
             Err(e) => e.code(),
-        };
-        let labels =
-            [version.model.as_str(), version.version_label.as_str(), version.backend.kind().as_str()];
-        self.0.metrics.requests.with_label_values(&[labels[0], labels[1], labels[2], outcome]).inc();
-        self.observe(&version, crate::metrics::stage::TOTAL, start.elapsed());
+        });
+        version.metrics.total.observe(start.elapsed().as_secs_f64());
         result
-    }
-
-    pub(super) fn observe(&self, version: &ModelVersion, stage: &str, elapsed: Duration) {
-        self.0
-            .metrics
-            .stage_seconds
-            .with_label_values(&[
-                version.model.as_str(),
-                version.version_label.as_str(),
-                version.backend.kind().as_str(),
-                stage,
-            ])
-            .observe(elapsed.as_secs_f64());
     }
 }
 
-/// Runs the backend inline for fast models, on the blocking pool for slow ones.
+/// Set when the request's future is dropped (its client went away, or its deadline fired
+/// while it waited): work queued for it on the blocking pool is then not started.
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs the backend inline for fast models, on the blocking pool for slow ones; never
+/// starts a run past the request's deadline or for a request nobody waits for any more.
 pub(super) async fn run_model(
     version: &Arc<ModelVersion>,
     input: Vec<f32>,
     rows: usize,
+    deadline: Deadline,
 ) -> Result<Vec<Tensor>, Error> {
+    deadline.check()?;
     let tensors = if version.inline {
         version.backend.run(&input, rows)
     } else {
         let v = Arc::clone(version);
-        tokio::task::spawn_blocking(move || v.backend.run(&input, rows))
-            .await
-            .unwrap_or_else(|e| Err(BackendError::Run(format!("inference task: {e}"))))
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let guard = Abandoned(Arc::clone(&abandoned));
+        let ran = tokio::task::spawn_blocking(move || {
+            if abandoned.load(Ordering::Relaxed) {
+                return None;
+            }
+            if deadline.check().is_err() {
+                return None;
+            }
+            Some(v.backend.run(&input, rows))
+        })
+        .await;
+        drop(guard);
+        match ran {
+            Ok(Some(tensors)) => tensors,
+            Ok(None) => return Err(Error::Timeout(deadline.budget)),
+            Err(e) => Err(BackendError::Run(format!("inference task: {e}"))),
+        }
     };
     tensors.map_err(|e| {
         tracing::error!(model = %version.model, version = version.version, "{e}");

@@ -11,6 +11,23 @@ use std::time::SystemTime;
 
 use super::state::ModelState;
 
+/// The rule for model names (they are directory names, URL path segments and metric
+/// labels): 1 to 128 letters, digits, `-`, `_` and `.`, not starting with `.` (so no
+/// `..`, no hidden directories, no path separators).
+pub fn check_model_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid model name (1 to 128 letters, digits, '-', '_' and '.', not starting with '.')"
+        ))
+    }
+}
+
 /// Names, sizes and modification times of a version's files.
 pub type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
 
@@ -56,7 +73,15 @@ impl RegistryDir {
             .filter_map(Result::ok)
             .filter(|e| e.path().is_dir())
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|name| !name.starts_with('.'))
+            .filter(|name| match check_model_name(name) {
+                Ok(()) => true,
+                Err(reason) => {
+                    if !name.starts_with('.') {
+                        tracing::warn!(root = %self.root.display(), "skipping directory: {reason}");
+                    }
+                    false
+                }
+            })
             .collect();
         models.sort();
         Ok(models)

@@ -49,6 +49,11 @@ pub fn check_alias(alias: &str) -> Result<(), Error> {
     }
 }
 
+/// A model name from a client or an operator, checked before it becomes a path.
+pub fn check_model(model: &str) -> Result<(), Error> {
+    super::dir::check_model_name(model).map_err(|m| Error::invalid("model", m))
+}
+
 /// Reads a model's state; a model without `state.toml` has no aliases yet.
 pub fn read_state(dir: &RegistryDir, model: &str) -> Result<ModelState, Error> {
     let path = dir.state_path(model);
@@ -67,6 +72,7 @@ pub fn move_alias(
     request: &MoveRequest,
     validate: impl FnOnce(u64) -> Result<(), String>,
 ) -> Result<MoveOutcome, Error> {
+    check_model(model)?;
     check_alias(&request.alias)?;
     let model_dir = dir.model_dir(model);
     if !model_dir.is_dir() {

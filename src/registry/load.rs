@@ -13,6 +13,7 @@ use crate::backend::ort::{OrtBackend, OrtOptions};
 use crate::backend::tract::TractBackend;
 use crate::backend::{Backend, BackendKind, TensorMeta};
 use crate::features::FeatureView;
+use crate::metrics::Metrics;
 
 /// How versions are loaded.
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ pub fn load_version(
     model: &str,
     version: u64,
     options: &LoadOptions,
+    metrics: &Metrics,
 ) -> Result<ModelVersion, String> {
     let manifest = Manifest::read(&dir.join("manifest.toml"))?;
     if manifest.model.name != model || manifest.model.version != version {
@@ -76,10 +78,12 @@ pub fn load_version(
         .map(|o| OutputPlan::new(o, backend.output_names()))
         .collect::<Result<Vec<_>, _>>()?;
     let (warmup_latency, tensors) = warm_up(backend.as_ref(), view.width(), &outputs)?;
+    let version_label = version.to_string();
     Ok(ModelVersion {
+        metrics: metrics.for_version(model, &version_label, backend.kind().as_str()),
         model: model.to_string(),
         version,
-        version_label: version.to_string(),
+        version_label,
         inline: warmup_latency <= options.inline_threshold,
         manifest,
         view,

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 
 use super::load::{self, LoadOptions};
 use super::version::ModelVersion;
+use crate::metrics::Metrics;
 
 /// Niceness of the loading thread (0 = normal, 19 = lowest).
 const LOADER_NICE: i32 = 10;
@@ -23,18 +24,20 @@ struct Job {
 pub struct LoadThread {
     jobs: mpsc::Sender<Job>,
     options: LoadOptions,
+    metrics: Metrics,
 }
 
 impl LoadThread {
-    pub fn spawn(options: LoadOptions) -> LoadThread {
+    pub fn spawn(options: LoadOptions, metrics: Metrics) -> LoadThread {
         let (jobs, rx) = mpsc::channel::<Job>();
         let thread_options = options.clone();
+        let thread_metrics = metrics.clone();
         let spawned = std::thread::Builder::new().name("fti-loader".into()).spawn(move || {
             lower_priority();
             for job in rx {
                 // A panic inside a model parser must not take the loading thread down.
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    load::load_version(&job.dir, &job.model, job.version, &thread_options)
+                    load::load_version(&job.dir, &job.model, job.version, &thread_options, &thread_metrics)
                 }))
                 .unwrap_or_else(|_| Err("the model loader panicked on this version".to_string()));
                 let _ = job.reply.send(result);
@@ -43,7 +46,7 @@ impl LoadThread {
         if let Err(e) = spawned {
             tracing::error!("cannot start the loading thread: {e}");
         }
-        LoadThread { jobs, options }
+        LoadThread { jobs, options, metrics }
     }
 
     /// Loads a version on the loading thread and waits for it. Blocking.
@@ -52,7 +55,7 @@ impl LoadThread {
         let job = Job { dir: dir.to_path_buf(), model: model.to_string(), version, reply };
         if self.jobs.send(job).is_err() {
             // No loading thread: load here rather than not at all.
-            return load::load_version(dir, model, version, &self.options);
+            return load::load_version(dir, model, version, &self.options, &self.metrics);
         }
         result.recv().unwrap_or_else(|_| Err("the loading thread stopped".to_string()))
     }

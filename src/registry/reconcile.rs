@@ -64,7 +64,7 @@ impl Registry {
             dir,
             snapshot: ArcSwap::from_pointee(snapshot),
             residency: Mutex::new(Residency::default()),
-            load_thread: LoadThread::spawn(options.load.clone()),
+            load_thread: LoadThread::spawn(options.load.clone(), metrics.clone()),
             options,
             metrics,
         }

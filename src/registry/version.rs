@@ -6,6 +6,7 @@ use super::manifest::Manifest;
 use super::outputs::OutputPlan;
 use crate::backend::{Backend, TensorMeta};
 use crate::features::FeatureView;
+use crate::metrics::VersionMetrics;
 
 #[derive(Debug)]
 pub struct ModelVersion {
@@ -22,4 +23,6 @@ pub struct ModelVersion {
     pub warmup_latency: Duration,
     /// The graph's outputs as warm-up saw them (for protocol metadata).
     pub tensors: Vec<TensorMeta>,
+    /// This version's request series.
+    pub metrics: VersionMetrics,
 }

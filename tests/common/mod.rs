@@ -26,37 +26,33 @@ pub const GROUPS: [&str; 2] = ["card_profile", "card_activity"];
 pub struct Redis {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    /// Extra arguments (TLS, ACL users), kept for a restart on the same port.
+    extra: Vec<String>,
+    /// Whether the server takes plain, unauthenticated PINGs (readiness is checked so).
+    plain: bool,
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(&[], true)
+    }
+
+    /// A redis-server with `extra` arguments. `plain`: it answers an unauthenticated PING
+    /// on its TCP port (false for TLS or password-protected servers: readiness is then the
+    /// port accepting connections). With `extra` naming `{port}`, the probed port is put
+    /// there (for `--tls-port {port} --port 0`); otherwise it is the plain `--port`.
+    pub fn start_with(extra: &[&str], plain: bool) -> Redis {
         // The port is free when we look; another process could take it before redis binds,
         // so retry with fresh ports. A probed port, not port 0: redis-server cannot bind an
         // ephemeral port and report it (`--port 0` turns TCP off), and a test that stops
         // redis may need to start it again on the same port.
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_string()).collect();
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (tests/run.sh installs it)");
-            let mut redis = Redis { child, port, _dir: dir };
-            // Generous for a busy machine: a redis that lost the port race exits, and
-            // wait_ready sees that at once.
+            let child = spawn_redis(port, &extra, dir.path());
+            let mut redis = Redis { child, port, extra: extra.clone(), plain, dir };
             if redis.wait_ready(Duration::from_secs(30)) {
                 return redis;
             }
@@ -69,6 +65,23 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The directory redis-server runs in (certificates and the like can go there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts redis-server again on the same port with the same arguments (its data is
+    /// gone: nothing is persisted).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_redis(self.port, &self.extra, self.dir.path());
+        assert!(
+            self.wait_ready(Duration::from_secs(30)),
+            "redis-server did not come back on port {}",
+            self.port
+        );
+    }
+
     /// Polls until redis answers PING (a readiness check, not a blind sleep).
     fn wait_ready(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
@@ -78,8 +91,10 @@ impl Redis {
                 return false;
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && let Ok(mut conn) = client.get_connection()
-                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+                && (!self.plain
+                    || client
+                        .get_connection()
+                        .is_ok_and(|mut conn| redis::cmd("PING").query::<String>(&mut conn).is_ok()))
             {
                 return true;
             }
@@ -96,6 +111,25 @@ impl Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn_redis(port: u16, extra: &[String], dir: &Path) -> Child {
+    let templated = extra.iter().any(|a| a.contains("{port}"));
+    let mut args: Vec<String> = if templated {
+        extra.iter().map(|a| a.replace("{port}", &port.to_string())).collect()
+    } else {
+        let mut args = vec!["--port".to_string(), port.to_string()];
+        args.extend(extra.iter().cloned());
+        args
+    };
+    args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+    Command::new("redis-server")
+        .args(&args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (tests/run.sh installs it)")
 }
 
 impl Drop for Redis {
@@ -140,28 +174,27 @@ pub fn redis_config(redis: &Redis) -> Config {
 pub struct Server {
     pub addr: SocketAddr,
     pub grpc_addr: SocketAddr,
-    pub app: App,
+    pub app: std::sync::Arc<App>,
     shutdown: Option<oneshot::Sender<()>>,
     pub http: reqwest::Client,
 }
 
 impl Server {
     pub async fn start(config: &Config) -> Server {
-        let app = App::build(config).await.unwrap();
+        let app = std::sync::Arc::new(App::build(config).await.unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc_addr = grpc.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let (grpc_tx, grpc_rx) = oneshot::channel::<()>();
-        let router = app.router();
-        tokio::spawn(fti_serve::app::serve(listener, router, async {
+        app.spawn_http(listener, async {
             let _ = rx.await;
             let _ = grpc_tx.send(());
-        }));
-        tokio::spawn(fti_serve::app::serve_grpc(grpc, app.predictor.clone(), async {
+        });
+        app.spawn_grpc(grpc, async {
             let _ = grpc_rx.await;
-        }));
+        });
         Server { addr, grpc_addr, app, shutdown: Some(tx), http: reqwest::Client::new() }
     }
 
@@ -370,4 +403,106 @@ pub fn add_determinant_version(registry: &Path, new: u64, backend: &str) {
     output.insert("tensor".into(), "score".into());
     m.insert("outputs".into(), toml::Value::Array(vec![toml::Value::Table(output)]));
     std::fs::write(&manifest, toml::to_string(&m).unwrap()).unwrap();
+}
+
+/// `fti-serve serve` as a child process, on ports it chose itself (`127.0.0.1:0`), read
+/// back from its JSON log. Killed on drop.
+pub struct ChildServer {
+    child: Child,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ChildServer {
+    /// Starts the server with `config` and extra `FTI__...` environment overrides, and
+    /// waits (up to a minute) until it says it is serving.
+    pub fn start(config: &Path, env: &[(&str, &str)]) -> ChildServer {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fti-serve"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+            .env("FTI__LOG__FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["fields"]["message"] == "serving HTTP and gRPC"
+                {
+                    let addr = |k: &str| v["fields"][k].as_str().and_then(|a| a.parse::<SocketAddr>().ok());
+                    let _ = tx.send((addr("http_addr"), addr("grpc_addr")));
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok((Some(http), Some(grpc))) => ChildServer { child, http, grpc, log },
+            other => {
+                let _ = child.kill();
+                panic!("fti-serve did not start serving ({other:?}): {:?}", log.lock().unwrap());
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, as Kubernetes does.
+    pub fn terminate(&self) {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, Iterator::count)
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use super::plan::{FeatureView, Field, GroupPlan};
+use super::plan::{Constraints, FeatureView, Field, GroupPlan};
 use super::spec::{FeatureSpec, FeatureViewSpec};
 use crate::features::value::DType;
 use crate::transform::{Compiler, Slot, TransformError, Type};
@@ -36,6 +36,36 @@ impl FeatureView {
         }
 
         let mut compiler = Compiler::new();
+        let constraints = |f: &FeatureSpec| -> Result<Constraints, ViewError> {
+            let numeric = matches!(f.dtype, DType::Float | DType::Int);
+            if (f.minimum.is_some() || f.maximum.is_some()) && !numeric {
+                return Err(invalid(format!("feature `{}`: minimum and maximum apply to numbers", f.name)));
+            }
+            if let (Some(lo), Some(hi)) = (f.minimum, f.maximum)
+                && lo > hi
+            {
+                return Err(invalid(format!("feature `{}`: minimum {lo} is above maximum {hi}", f.name)));
+            }
+            let allowed = match &f.allowed {
+                None => None,
+                Some(values) if values.is_empty() => {
+                    return Err(invalid(format!("feature `{}`: `allowed` must not be empty", f.name)));
+                }
+                Some(values) => Some(
+                    values
+                        .iter()
+                        .map(|v| v.to_value(f.dtype))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|m| invalid(format!("allowed values of feature `{}`: {m}", f.name)))?,
+                ),
+            };
+            Ok(Constraints {
+                minimum: f.minimum,
+                maximum: f.maximum,
+                allowed,
+                allow_non_finite: f.allow_non_finite,
+            })
+        };
         let declare = |f: &FeatureSpec, compiler: &mut Compiler| -> Result<Field, ViewError> {
             let ty = match f.dtype {
                 DType::Float | DType::Int => Type::Num,
@@ -52,7 +82,13 @@ impl FeatureView {
             let slot = compiler
                 .input(&f.name, ty)
                 .map_err(|source| ViewError::Transform { view: view.clone(), source })?;
-            Ok(Field { name: f.name.as_str().into(), dtype: f.dtype, default, slot })
+            Ok(Field {
+                name: f.name.as_str().into(),
+                dtype: f.dtype,
+                default,
+                constraints: constraints(f)?,
+                slot,
+            })
         };
 
         let mut groups = Vec::with_capacity(spec.groups.len());
@@ -78,6 +114,13 @@ impl FeatureView {
                 .collect::<Result<Vec<_>, _>>()?;
             let fields =
                 g.features.iter().map(|f| declare(f, &mut compiler)).collect::<Result<Vec<_>, _>>()?;
+            if let Some(f) = g.features.iter().find(|f| f.constrained()) {
+                return Err(invalid(format!(
+                    "group `{}`, feature `{}`: minimum, maximum, allowed and allow_non_finite apply to \
+                     request features; stored values are taken as the feature pipeline wrote them",
+                    g.name, f.name
+                )));
+            }
             let mut hasher = DefaultHasher::new();
             g.name.hash(&mut hasher);
             for f in &g.features {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::plan::{FeatureView, Field, GroupPlan, GroupValues};
+use super::plan::{Constraints, FeatureView, Field, GroupPlan, GroupValues};
 use super::spec::OnMissing;
 use crate::Error;
 use crate::features::value::{RequestValue, Value};
@@ -110,9 +110,13 @@ impl FeatureView {
                     }
                 },
                 Some(value) => {
-                    let typed = field.dtype.from_request(value).map_err(|message| {
-                        Error::invalid(format!("{path}features.{}", field.name), message)
-                    })?;
+                    let typed = field
+                        .dtype
+                        .from_request(value)
+                        .and_then(|typed| field.constraints.check(typed))
+                        .map_err(|message| {
+                            Error::invalid(format!("{path}features.{}", field.name), message)
+                        })?;
                     write(frame, field.slot, typed);
                 }
             }
@@ -157,6 +161,44 @@ fn fill_group(
         }
     }
     Ok(())
+}
+
+impl Constraints {
+    /// Passes a typed request value through, or says which bound it breaks.
+    pub fn check(&self, value: Value) -> Result<Value, String> {
+        if let Value::Num(n) = value {
+            if !n.is_finite() && !self.allow_non_finite {
+                return Err(format!("must be a finite number, got {n}"));
+            }
+            if let Some(min) = self.minimum
+                && n < min
+            {
+                return Err(format!("must be at least {min}, got {n}"));
+            }
+            if let Some(max) = self.maximum
+                && n > max
+            {
+                return Err(format!("must be at most {max}, got {n}"));
+            }
+        }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(&value)
+        {
+            let list: Vec<String> = allowed
+                .iter()
+                .map(|v| match v {
+                    Value::Num(n) => n.to_string(),
+                    Value::Str(s) => format!("{s:?}"),
+                })
+                .collect();
+            let got = match &value {
+                Value::Num(n) => n.to_string(),
+                Value::Str(s) => format!("{s:?}"),
+            };
+            return Err(format!("must be one of {}, got {got}", list.join(", ")));
+        }
+        Ok(value)
+    }
 }
 
 fn write(frame: &mut Frame, slot: Slot, value: Value) {

@@ -10,5 +10,5 @@ mod plan;
 mod spec;
 
 pub use compile::ViewError;
-pub use plan::{FeatureView, Field, GroupPlan, GroupValues};
+pub use plan::{Constraints, FeatureView, Field, GroupPlan, GroupValues};
 pub use spec::{FeatureSpec, FeatureViewSpec, GroupSpec, OnDemandSpec, OnMissing};

@@ -13,7 +13,20 @@ pub struct Field {
     pub name: Arc<str>,
     pub dtype: DType,
     pub default: Option<Value>,
+    /// What a request value must satisfy (request features only; stored values are the
+    /// feature pipeline's and are taken as they are).
+    pub constraints: Constraints,
     pub(super) slot: Slot,
+}
+
+/// A request feature's declared bounds. Numbers must be finite unless
+/// `allow_non_finite` is set.
+#[derive(Debug, Clone, Default)]
+pub struct Constraints {
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+    pub allowed: Option<Vec<Value>>,
+    pub allow_non_finite: bool,
 }
 
 #[derive(Debug)]

@@ -50,6 +50,25 @@ pub struct FeatureSpec {
     /// Absent: the value is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<DefaultValue>,
+    /// Request features only: the smallest accepted value (numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    /// Request features only: the largest accepted value (numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+    /// Request features only: the accepted values (strings or integers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<DefaultValue>>,
+    /// Request features only: accept NaN and infinities, which are refused by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_non_finite: bool,
+}
+
+impl FeatureSpec {
+    /// Whether the spec declares any constraint on the value.
+    pub fn constrained(&self) -> bool {
+        self.minimum.is_some() || self.maximum.is_some() || self.allowed.is_some() || self.allow_non_finite
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,58 @@
+//! The configured online store; the in-memory one is filled from its feature files.
+
+use std::sync::Arc;
+
+use super::AppError;
+use super::options::redis_options;
+use crate::config::{Config, StoreKind};
+use crate::features::OnlineStore;
+use crate::features::files::{FeatureFile, GroupSchema, group_schemas};
+use crate::features::memory::MemoryStore;
+use crate::features::redis::RedisStore;
+use crate::registry::{Registry, VersionState};
+
+pub fn open(config: &Config, registry: &Registry) -> Result<Arc<dyn OnlineStore>, AppError> {
+    match config.store.kind {
+        StoreKind::Redis => {
+            let store = RedisStore::new(&redis_options(&config.store.redis)?)
+                .map_err(|e| AppError::Store(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Memory => {
+            let snapshot = registry.snapshot();
+            let views = snapshot.models.values().flat_map(|m| m.versions.values()).filter_map(|s| match s {
+                VersionState::Ready(v) => Some(v.view.spec()),
+                VersionState::Failed(_) => None,
+            });
+            let schemas = group_schemas(views).map_err(AppError::Store)?;
+            let mut store = MemoryStore::new();
+            for file in &config.store.memory.files {
+                let schema = match (&file.keys, schemas.get(&file.group)) {
+                    (Some(keys), known) => GroupSchema {
+                        keys: keys.clone(),
+                        dtypes: known.map(|s| s.dtypes.clone()).unwrap_or_default(),
+                    },
+                    (None, Some(known)) => known.clone(),
+                    (None, None) => {
+                        return Err(AppError::Store(format!(
+                            "feature file {}: group `{}` is not read by any loaded model; set `keys` for it",
+                            file.path.display(),
+                            file.group
+                        )));
+                    }
+                };
+                let rows =
+                    FeatureFile::open(&file.path, &schema).map_err(|e| AppError::Store(e.to_string()))?;
+                let mut count = 0usize;
+                for row in rows {
+                    let row = row.map_err(|e| AppError::Store(e.to_string()))?;
+                    store.insert(format!("{}{}:{}", config.store.prefix, file.group, row.entity), row.set);
+                    count += 1;
+                }
+                tracing::info!(group = %file.group, path = %file.path.display(), rows = count, "feature file loaded");
+                store.add_source(file.path.display().to_string());
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}
