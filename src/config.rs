@@ -63,7 +63,10 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// `max_in_flight`, with 0 resolved to 16 per CPU core.
+    /// `max_in_flight`, with 0 resolved to 16 per CPU core: enough to keep a core busy
+    /// while requests wait on Redis. Under twice the load a core can serve, 16 did better
+    /// than 8 (a refusal costs about half a served request, so refusing more freed little
+    /// CPU; BENCHMARKS.md, "Overload").
     pub fn max_in_flight(&self) -> usize {
         match self.max_in_flight {
             0 => 16 * std::thread::available_parallelism().map_or(2, usize::from),

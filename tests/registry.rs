@@ -112,3 +112,73 @@ async fn non_finite_warm_up_is_refused() {
     assert_refused(&server, 1, "not finite").await;
     assert_serves(&server, 2).await;
 }
+
+/// A graph whose output does not have one row per input row: `ReduceSum` over the batch
+/// axis turns `[N, 19]` into `[1, 19]`. Built here from ONNX's protobuf messages.
+fn batch_collapsing_model() -> Vec<u8> {
+    use prost::Message;
+    use tract_onnx::pb;
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value::{DimParam, DimValue};
+    let tensor = |name: &str, dims: Vec<pb::tensor_shape_proto::dimension::Value>| pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .into_iter()
+                        .map(|v| pb::tensor_shape_proto::Dimension { value: Some(v), ..Default::default() })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let attribute = |name: &str, ty: pb::attribute_proto::AttributeType| pb::AttributeProto {
+        name: name.into(),
+        r#type: ty as i32,
+        ..Default::default()
+    };
+    let node = pb::NodeProto {
+        input: vec!["input".into()],
+        output: vec!["probabilities".into()],
+        op_type: "ReduceSum".into(),
+        attribute: vec![
+            pb::AttributeProto {
+                ints: vec![0],
+                ..attribute("axes", pb::attribute_proto::AttributeType::Ints)
+            },
+            pb::AttributeProto { i: 1, ..attribute("keepdims", pb::attribute_proto::AttributeType::Int) },
+        ],
+        ..Default::default()
+    };
+    let graph = pb::GraphProto {
+        node: vec![node],
+        name: "collapses_the_batch".into(),
+        input: vec![tensor("input", vec![DimParam("N".into()), DimValue(19)])],
+        output: vec![tensor("probabilities", vec![DimValue(1), DimValue(19)])],
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: 7,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 11 }],
+        graph: Some(graph),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_without_one_row_per_input_row_is_refused_at_load() {
+    let registry = registry_copy();
+    let bytes = batch_collapsing_model();
+    std::fs::write(registry.path().join("fraud/1/model.onnx"), &bytes).unwrap();
+    let digest = hex::encode(Sha256::digest(&bytes));
+    edit_manifest(&registry.path().join("fraud/1/manifest.toml"), |m| {
+        m["model"].as_table_mut().unwrap().insert("sha256".into(), digest.into());
+    });
+    let server = serve(registry.path()).await;
+    assert_refused(&server, 1, "first axis must be the batch").await;
+    assert_serves(&server, 2).await;
+}

@@ -3,45 +3,30 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+use common::ChildServer;
 
 use serde_json::Value;
 
 struct Replica {
-    child: Child,
+    // Killed when the replica is dropped.
+    _server: ChildServer,
     base: String,
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `poll_only`: no file-system events, only the periodic re-read (as on a network file
-/// system that delivers none).
+/// system that delivers none). Each replica binds port 0 and reports the port it took.
 fn spawn_replica(config: &Path, poll_only: bool) -> Replica {
-    // `fti-serve serve` logs the address it was configured with, not the one it bound, so
-    // it cannot be given port 0 and read back: probe free ports. Both probes are held until
-    // both are chosen, so the two numbers differ.
-    let probes = [TcpListener::bind("127.0.0.1:0").unwrap(), TcpListener::bind("127.0.0.1:0").unwrap()];
-    let [port, grpc] = probes.map(|probe| probe.local_addr().unwrap().port());
-    let child = Command::new(env!("CARGO_BIN_EXE_fti-serve"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--http-addr", &format!("127.0.0.1:{port}"), "--grpc-addr", &format!("127.0.0.1:{grpc}")])
-        .env("FTI__LOG__LEVEL", "warn")
-        .env("FTI__REGISTRY__WATCH", (!poll_only).to_string())
-        .env("FTI__REGISTRY__POLL_INTERVAL_MS", "500")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Replica { child, base: format!("http://127.0.0.1:{port}") }
+    let watch = (!poll_only).to_string();
+    let server = ChildServer::start(
+        config,
+        &[("FTI__REGISTRY__WATCH", watch.as_str()), ("FTI__REGISTRY__POLL_INTERVAL_MS", "500")],
+    );
+    let base = server.url("");
+    Replica { _server: server, base }
 }
 
 async fn production(http: &reqwest::Client, replica: &Replica) -> Option<u64> {

@@ -87,7 +87,8 @@ def loadtest_command(args, url: str, phase: dict, summary: Path, plot: Path | No
     cmd += ["--duration", args.duration, "--warmup", args.warmup, "--summary", str(summary)]
     if plot is not None:
         cmd += ["--plot", str(plot)]
-    return cmd
+    cmd += getattr(args, "loadtest_extra", [])
+    return pinned(getattr(args, "client_cpus", None), cmd)
 
 
 def read_summary(path: Path) -> dict:
@@ -104,6 +105,8 @@ def read_summary(path: Path) -> dict:
         # how late the client itself sent (open loop); large values mean the client, not the
         # server, was the bottleneck
         "client_lag_us": raw.get("client_lag_us"),
+        # latency of the error answers, per kind (how fast a refusal such as a 429 comes)
+        "error_latency_us": raw.get("error_latency_us", {}),
     }
 
 
@@ -324,8 +327,9 @@ def wait_until(check, what: str, timeout: float, proc: subprocess.Popen, log: Pa
 
 def start_redis(args, procs: Processes) -> int:
     port = free_port()
-    cmd = [args.redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "no"]
+    cmd = pinned(getattr(args, "client_cpus", None),
+                 [args.redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no"])
     proc = procs.start("redis", cmd)
     wait_until(lambda: redis_ping(port), "redis-server", 10.0, proc, procs.log_dir / "redis.log")
     return port
@@ -392,18 +396,24 @@ def fti_env() -> dict:
             if not k.startswith("FTI__") and k not in ("FTI_REDIS_URL", "RUST_LOG")}
 
 
+def pinned(cpus: str | None, cmd: list[str]) -> list[str]:
+    """`cmd` on the given CPUs (taskset's list syntax), or as it is."""
+    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
+
+
 def server_command(args, name: str, port: int, grpc_port: int, redis_url: str) -> tuple[list[str], dict, Path]:
     """(argv, environment, working directory) of one server."""
+    cpus = getattr(args, "server_cpus", None)
     if name == "fti-serve":
         cmd = [str(args.fti_serve), "serve", "--config", str(HERE / "fti-serve.toml"),
                "--redis-url", redis_url, "--http-addr", f"127.0.0.1:{port}",
                "--grpc-addr", f"127.0.0.1:{grpc_port}"]
-        return cmd, fti_env(), REPO
+        return pinned(cpus, cmd), fti_env(), REPO
     cmd = [str(VENV_PYTHON), "-m", "uvicorn", "baseline.app:app", "--app-dir", str(HERE),
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.baseline_workers),
            "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"]
     env = dict(os.environ, REDIS_URL=redis_url, MODEL_PATH=str(MODEL))
-    return cmd, env, REPO
+    return pinned(cpus, cmd), env, REPO
 
 
 def run_phase(args, procs: Processes, server: subprocess.Popen, name: str, port: int,

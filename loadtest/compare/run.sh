@@ -14,4 +14,7 @@ if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$HERE/requirements.txt" "$VENV/requi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
   cp "$HERE/requirements.txt" "$VENV/requirements.txt"
 fi
-exec "$VENV/bin/python" "$HERE/run.py" "$@"
+# `--overload` first: the overload benchmark (overload.py) instead of the comparison.
+SCRIPT=run.py
+if [ "${1:-}" = "--overload" ]; then SCRIPT=overload.py; shift; fi
+exec "$VENV/bin/python" "$HERE/$SCRIPT" "$@"

@@ -30,6 +30,9 @@ fn histogram() -> Histogram<u64> {
 #[derive(Debug, Clone)]
 pub struct Totals {
     latency: Histogram<u64>,
+    /// Latency of the error answers, by kind (refusals such as `http_429:overloaded`
+    /// included): how fast a server says no.
+    error_latency: BTreeMap<String, Histogram<u64>>,
     /// How late the client itself sent requests behind their schedule (open loop).
     lag: Histogram<u64>,
     pub ok: u64,
@@ -43,6 +46,7 @@ impl Totals {
     fn new() -> Self {
         Self {
             latency: histogram(),
+            error_latency: BTreeMap::new(),
             lag: histogram(),
             ok: 0,
             errors: 0,
@@ -62,6 +66,16 @@ impl Totals {
 
     pub fn max_us(&self) -> f64 {
         self.latency.max() as f64
+    }
+
+    /// The error kinds that answered, with p50, p99 and max of their latencies (µs).
+    pub fn error_latencies(&self) -> impl Iterator<Item = (&str, [f64; 3])> {
+        self.error_latency.iter().map(|(kind, h)| {
+            (
+                kind.as_str(),
+                [h.value_at_quantile(0.5) as f64, h.value_at_quantile(0.99) as f64, h.max() as f64],
+            )
+        })
     }
 
     pub fn mean_us(&self) -> f64 {
@@ -94,6 +108,10 @@ impl Totals {
             }
             Answer::Error(kind) => {
                 self.errors += 1;
+                self.error_latency
+                    .entry(kind.clone())
+                    .or_insert_with(histogram)
+                    .saturating_record(latency_us.max(1));
                 *self.errors_by_kind.entry(kind).or_default() += 1;
             }
         }
@@ -286,6 +304,11 @@ mod tests {
         assert!((totals.quantile_us(0.5) - 2000.0).abs() <= 2.0, "{}", totals.quantile_us(0.5));
         assert!((totals.lag_quantile_us(0.5) - 300.0).abs() <= 1.0);
         assert_eq!(totals.errors_by_kind["timeout"], 1);
+        // Errors have latencies of their own, apart from the answers'.
+        let kinds: Vec<(&str, [f64; 3])> = totals.error_latencies().collect();
+        assert_eq!(kinds.len(), 1);
+        assert_eq!(kinds[0].0, "timeout");
+        assert!((kinds[0].1[0] - 1000.0).abs() <= 1.0, "{kinds:?}");
         assert_eq!(totals.versions["1"], 1);
         assert!((totals.error_rate() - 0.5).abs() < 1e-12);
         assert!((totals.throughput() - 1.0).abs() < 1e-12);

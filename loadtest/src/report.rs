@@ -58,6 +58,10 @@ fn counts(totals: &Totals) -> Value {
         "error_rate": totals.error_rate(),
         "throughput_rps": (totals.throughput() * 10.0).round() / 10.0,
         "latency_us": Latency::of(totals),
+        "error_latency_us": totals
+            .error_latencies()
+            .map(|(kind, [p50, p99, max])| (kind.to_string(), json!({"p50": p50, "p99": p99, "max": max})))
+            .collect::<serde_json::Map<_, _>>(),
         "versions": totals.versions,
     })
 }
@@ -195,6 +199,9 @@ fn print_table(plan: &Plan, totals: &Totals) {
     if !totals.errors_by_kind.is_empty() {
         let kinds: Vec<String> = totals.errors_by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!("errors by kind: {}", kinds.join(", "));
+        for (kind, [p50, p99, _]) in totals.error_latencies() {
+            println!("{kind} latency  p50 {}  p99 {}", format_us(p50), format_us(p99));
+        }
     }
     if !totals.versions.is_empty() {
         let versions: BTreeMap<_, _> = totals.versions.iter().collect();

@@ -105,6 +105,7 @@ impl App {
         let limits = Limits {
             max_batch_rows: config.server.max_batch_rows,
             max_body_bytes: config.server.max_body_bytes,
+            body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms),
             request_timeout: Duration::from_millis(config.server.request_timeout_ms),
             max_in_flight: config.server.max_in_flight(),
         };
@@ -121,7 +122,7 @@ impl App {
         Ok(App {
             predictor,
             registry,
-            http: options::http_options(config, admin_token),
+            http: HttpOptions { admin_token },
             grpc: options::grpc_options(config),
             connections: options::connection_limits(config),
             background: vec![health, watcher],

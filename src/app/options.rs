@@ -10,7 +10,6 @@ use crate::connections::ConnectionLimits;
 use crate::features::CacheOptions;
 use crate::features::redis::RedisOptions;
 use crate::grpc::GrpcOptions;
-use crate::http::HttpOptions;
 use crate::registry::LoadOptions;
 use crate::secret::Secret;
 
@@ -79,10 +78,6 @@ pub fn connection_limits(config: &Config) -> ConnectionLimits {
         body_read_timeout: Duration::from_millis(server.body_read_timeout_ms),
         drain_timeout: Duration::from_millis(server.drain_timeout_ms),
     }
-}
-
-pub fn http_options(config: &Config, admin_token: Option<Secret>) -> HttpOptions {
-    HttpOptions { admin_token, body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms) }
 }
 
 pub fn grpc_options(config: &Config) -> GrpcOptions {

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -14,6 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::extract::{Body, BodyLimits};
 use crate::Error;
 use crate::predict::manage::{History, Move, MoveOutcome, MoveRequest, RepositoryEntry};
 use crate::predict::{PRODUCTION, Predictor};
@@ -24,6 +24,12 @@ use crate::secret::Secret;
 pub struct AdminState {
     pub predictor: Predictor,
     pub token: Option<Arc<Secret>>,
+}
+
+impl axum::extract::FromRef<AdminState> for BodyLimits {
+    fn from_ref(state: &AdminState) -> BodyLimits {
+        BodyLimits::from_ref(&state.predictor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,8 +93,8 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
     Err(unauthorized())
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
-    let text = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &body[..] };
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    let text = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { body };
     serde_json::from_slice(text).map_err(|e| {
         let field = e.to_string();
         ApiError::from(Error::invalid("body", field))
@@ -99,7 +105,7 @@ pub async fn promote(
     State(state): State<AdminState>,
     Path(model): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<MoveOutcome>, ApiError> {
     authorize(&state, &headers)?;
     let body: PromoteBody = parse(&body)?;
@@ -115,7 +121,7 @@ pub async fn rollback(
     State(state): State<AdminState>,
     Path(model): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<MoveOutcome>, ApiError> {
     authorize(&state, &headers)?;
     let body: RollbackBody = parse(&body)?;

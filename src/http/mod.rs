@@ -3,6 +3,7 @@
 mod admin;
 pub mod dto;
 pub mod error;
+mod extract;
 mod models;
 pub mod oip;
 pub mod server;
@@ -11,8 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,7 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use self::error::ApiError;
+use self::extract::{Admitted, Body};
 use crate::predict::{Predictor, Target};
 use crate::secret::Secret;
 
@@ -30,12 +31,9 @@ use crate::secret::Secret;
 pub struct HttpOptions {
     /// The admin API's bearer token; `None` turns the admin API off.
     pub admin_token: Option<Secret>,
-    /// A request body must arrive whole within this (408 otherwise).
-    pub body_read_timeout: Duration,
 }
 
 pub fn router(predictor: Predictor, options: HttpOptions) -> Router {
-    let max_body = predictor.limits().max_body_bytes;
     let admin_token = options.admin_token;
     let admin = Router::new()
         .route("/v1/admin/models/{model}/promote", post(admin::promote))
@@ -45,15 +43,14 @@ pub fn router(predictor: Predictor, options: HttpOptions) -> Router {
         .route("/v2/repository/models/{model}/load", post(admin::repository_load))
         .route("/v2/repository/models/{model}/unload", post(admin::repository_unload))
         .with_state(admin::AdminState { predictor: predictor.clone(), token: admin_token.map(Arc::new) });
-    // Requests that cost something pass admission control first; health, readiness,
-    // metrics and metadata are never refused.
+    // Requests that cost something pass admission control first (the `Admitted`
+    // extractor); health, readiness, metrics and metadata are never refused.
     let costly = Router::new()
         .route("/v1/models/{model}/predict", post(predict_production))
         .route("/v1/models/{model}/versions/{version}/predict", post(predict_version))
         .route("/v1/models/{model}/aliases/{alias}/predict", post(predict_alias))
         .route("/v2/models/{model}/infer", post(oip::infer_latest))
         .route("/v2/models/{model}/versions/{version}/infer", post(oip::infer_version))
-        .route_layer(middleware::from_fn_with_state(predictor.clone(), admit))
         .with_state(predictor.clone());
     Router::new()
         .route("/v1/models", get(models::list))
@@ -69,59 +66,14 @@ pub fn router(predictor: Predictor, options: HttpOptions) -> Router {
         .route("/v2/models/{model}/versions/{version}", get(oip::metadata_version))
         .route("/v2/models/{model}/versions/{version}/ready", get(oip::ready_version))
         .with_state(predictor)
-        .merge(costly)
         .merge(admin)
+        .merge(costly)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state((options.body_read_timeout, max_body), read_body))
         .layer(middleware::from_fn(log_request))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
                 .into_response()
         }))
-}
-
-/// Reads the whole body under the body read timeout and the size limit before any
-/// handler runs: a client that trickles its body is answered 408 and let go, rather than
-/// holding a connection and its buffers for as long as it likes.
-async fn read_body(
-    State((limit, max_body)): State<(Duration, usize)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    match tokio::time::timeout(limit, axum::body::to_bytes(body, max_body)).await {
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Ok(Err(e)) => {
-            let too_large =
-                std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                let message = format!("the request body is larger than server.max_body_bytes ({max_body})");
-                ApiError::with_status(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
-                    .into_response()
-            } else {
-                ApiError::bad_request("bad_body", format!("the request body could not be read: {e}"))
-                    .into_response()
-            }
-        }
-        Err(_) => {
-            let message = format!("the request body did not arrive within {} ms", limit.as_millis());
-            ApiError::with_status(StatusCode::REQUEST_TIMEOUT, "body_timeout", message).into_response()
-        }
-    }
-}
-
-/// Admission control in front of the costly routes: the permit is held until the answer
-/// is ready; without one the client gets 429 with `Retry-After` at once.
-async fn admit(State(p): State<Predictor>, request: Request, next: Next) -> Response {
-    match p.try_admit() {
-        Ok(admission) => {
-            let response = next.run(request).await;
-            drop(admission);
-            response
-        }
-        Err(e) => ApiError::from(e).into_response(),
-    }
 }
 
 /// The header in which an HTTP client may ask for a deadline shorter than the server's.
@@ -140,18 +92,20 @@ pub fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, String> {
 
 async fn predict_production(
     State(p): State<Predictor>,
+    _: Admitted,
     Path(model): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     predict(&p, &model, &Target::production(), &headers, body).await
 }
 
 async fn predict_version(
     State(p): State<Predictor>,
+    _: Admitted,
     Path((model, version)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let target = version_target(&version)?;
     predict(&p, &model, &target, &headers, body).await
@@ -170,9 +124,10 @@ fn version_target(version: &str) -> Result<Target, ApiError> {
 
 async fn predict_alias(
     State(p): State<Predictor>,
+    _: Admitted,
     Path((model, alias)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     predict(&p, &model, &Target::Alias(alias), &headers, body).await
 }
@@ -182,14 +137,9 @@ async fn predict(
     model: &str,
     target: &Target,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let timeout = client_timeout(headers).map_err(|m| ApiError::bad_request("invalid_header", m))?;
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_body" };
-        ApiError::with_status(status, code, rejection.body_text())
-    })?;
     let mut request = dto::parse_predict(&body)?;
     request.timeout = timeout;
     let batch = request.batch;

@@ -5,13 +5,13 @@
 //! Errors are `{"error": "..."}` with a 4xx/5xx status, as the specification has them.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::error::status_of;
+use super::extract::{Admitted, Body};
 use crate::predict::describe::{ModelMetadata, SERVER_NAME, SERVER_VERSION};
 use crate::predict::{InferResponse, Predictor, Target, Tensor, TensorData, TensorInput};
 use crate::{Error, oip};
@@ -121,18 +121,20 @@ pub async fn ready_version(
 
 pub async fn infer_latest(
     State(p): State<Predictor>,
+    _: Admitted,
     Path(model): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, OipError> {
     infer(&p, &model, None, &headers, &body).await
 }
 
 pub async fn infer_version(
     State(p): State<Predictor>,
+    _: Admitted,
     Path((model, version)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, OipError> {
     infer(&p, &model, Some(&version), &headers, &body).await
 }

@@ -13,6 +13,7 @@
 //! Every request runs through [`Predictor`]'s one wrapper (resolve, deadline, outcome
 //! metrics), so the transports and both request kinds count and time out alike.
 
+mod admission;
 pub mod describe;
 mod infer;
 pub mod manage;
@@ -25,9 +26,10 @@ pub use crate::backend::{Tensor, TensorData, TensorMeta};
 pub use crate::features::RequestValue;
 pub use crate::registry::PRODUCTION;
 pub use crate::registry::Target;
+pub use admission::Permit;
 pub use messages::{
     InferResponse, NamedTensor, OutputValue, PredictRequest, PredictResponse, PredictRow, RowPrediction,
     TensorInput,
 };
 pub use outputs::extract;
-pub use predictor::{Admission, Limits, Predictor};
+pub use predictor::{Limits, Predictor};

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
+use super::admission::{Admission, Permit};
 use crate::Error;
 use crate::backend::{BackendError, Tensor};
 use crate::features::FeatureService;
@@ -16,7 +15,10 @@ use crate::registry::{ModelVersion, Registry, Target};
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_batch_rows: usize,
+    /// Transports: the largest request body or message, and how long a body may take to
+    /// arrive.
     pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
     pub request_timeout: Duration,
     /// Requests in flight beyond this are refused at once (admission control).
     pub max_in_flight: usize,
@@ -27,14 +29,10 @@ pub(super) struct Shared {
     pub(super) features: FeatureService,
     pub(super) metrics: Metrics,
     pub(super) limits: Limits,
-    admission: Arc<Semaphore>,
+    admission: Arc<Admission>,
     /// Set at SIGTERM: readiness answers 503 while in-flight requests finish.
     draining: AtomicBool,
 }
-
-/// A request's place among those in flight; released when dropped.
-#[derive(Debug)]
-pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// When a request must be answered by. Checked before each stage that costs (feature
 /// fetch, model run), not only where something awaits: an embedded store and an inline
@@ -68,7 +66,7 @@ impl Predictor {
         metrics: Metrics,
         limits: Limits,
     ) -> Predictor {
-        let admission = Arc::new(Semaphore::new(limits.max_in_flight));
+        let admission = Admission::new(limits.max_in_flight);
         Predictor(Arc::new(Shared {
             registry,
             features,
@@ -85,8 +83,7 @@ impl Predictor {
 
     /// The Prometheus text exposition of every metric.
     pub fn render_metrics(&self) -> String {
-        let free = self.0.admission.available_permits();
-        self.0.metrics.in_flight.set(self.0.limits.max_in_flight.saturating_sub(free) as i64);
+        self.0.metrics.in_flight.set(self.0.admission.in_flight() as i64);
         self.0.metrics.render()
     }
 
@@ -120,14 +117,11 @@ impl Predictor {
     /// Admission control: a permit per request in flight, taken before the request costs
     /// anything and refused at once when none is left, so overload is answered fast
     /// instead of queueing every client behind it. Hold it until the answer is written.
-    pub fn try_admit(&self) -> Result<Admission, Error> {
-        match Arc::clone(&self.0.admission).try_acquire_owned() {
-            Ok(permit) => Ok(Admission(permit)),
-            Err(_) => {
-                self.0.metrics.shed.inc();
-                Err(Error::Overloaded { limit: self.0.limits.max_in_flight })
-            }
-        }
+    pub fn try_admit(&self) -> Result<Permit, Error> {
+        self.0.admission.try_admit().ok_or_else(|| {
+            self.0.metrics.shed.inc();
+            Error::Overloaded { limit: self.0.admission.limit() }
+        })
     }
 
     /// Resolves `target` on one registry snapshot, runs `work` on that version under the
