@@ -263,3 +263,28 @@ fn the_admin_token_can_come_from_a_file() {
     let err = fti_serve::config::Config::load(Some(&config_file)).unwrap_err().to_string();
     assert!(err.contains("admin.token_file"), "{err}");
 }
+
+/// A body that trickles is answered 408 `body_timeout` at the body read timeout, and the
+/// connection is let go; a request refused by admission control never has its body read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_is_answered_408_on_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = common::example_config();
+    config.server.body_read_timeout_ms = 500;
+    let server = Server::start(&config).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let start = std::time::Instant::now();
+    stream
+        .write_all(
+            b"POST /v1/models/fraud/predict HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"entities\"",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection was not let go");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout"), "{text}");
+    assert!(start.elapsed() >= Duration::from_millis(450), "answered after {:?}", start.elapsed());
+}
