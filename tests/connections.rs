@@ -173,16 +173,7 @@ async fn grpc_predict(addr: std::net::SocketAddr) -> Result<(), tonic::Status> {
         pb::prediction_service_client::PredictionServiceClient::connect(format!("http://{addr}"))
             .await
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let request = valid();
-    let mut row = pb::Row::default();
-    row.entities.insert("cc_num".into(), request["entities"]["cc_num"].as_str().unwrap().into());
-    for (name, value) in request["features"].as_object().unwrap() {
-        let kind = match value {
-            Value::String(s) => pb::value::Kind::Text(s.clone()),
-            other => pb::value::Kind::Number(other.as_f64().unwrap()),
-        };
-        row.features.insert(name.clone(), pb::Value { kind: Some(kind) });
-    }
+    let row = common::grpc_row(&valid());
     let target = Some(pb::Target { model: "fraud".into(), version: 1, alias: String::new() });
     client.predict(pb::PredictRequest { target, row: Some(row), return_features: false }).await.map(drop)
 }

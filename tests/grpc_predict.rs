@@ -4,35 +4,11 @@
 
 mod common;
 
-use common::{Redis, Server, assert_outputs, golden, materialize_example, redis_config};
+use common::{Redis, Server, assert_outputs, golden, grpc_row as row, materialize_example, redis_config};
 use fti_serve::grpc::pb::fti as pb;
 use fti_serve::grpc::pb::fti::prediction_service_client::PredictionServiceClient;
 use serde_json::{Value, json};
 use tonic::Code;
-
-fn row(request: &Value) -> pb::Row {
-    let entities = request["entities"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
-    let features = request["features"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| {
-            let kind = match v {
-                Value::Number(n) => pb::value::Kind::Number(n.as_f64().unwrap()),
-                Value::String(s) => pb::value::Kind::Text(s.clone()),
-                Value::Bool(b) => pb::value::Kind::Flag(*b),
-                other => panic!("unexpected feature value {other}"),
-            };
-            (k.clone(), pb::Value { kind: Some(kind) })
-        })
-        .collect();
-    pb::Row { entities, features }
-}
 
 fn target(version: u64) -> Option<pb::Target> {
     Some(pb::Target { model: "fraud".into(), version, alias: String::new() })

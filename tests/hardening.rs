@@ -81,15 +81,7 @@ async fn declared_request_constraints_are_enforced_online_and_offline() {
     // Non-finite numbers are refused unless a feature allows them: only gRPC can send one.
     let endpoint = format!("http://{}", server.grpc_addr);
     let mut client = pb::prediction_service_client::PredictionServiceClient::connect(endpoint).await.unwrap();
-    let mut row = pb::Row::default();
-    row.entities.insert("cc_num".into(), valid()["entities"]["cc_num"].as_str().unwrap().into());
-    for (name, value) in valid()["features"].as_object().unwrap() {
-        let kind = match value {
-            Value::String(s) => pb::value::Kind::Text(s.clone()),
-            other => pb::value::Kind::Number(other.as_f64().unwrap()),
-        };
-        row.features.insert(name.clone(), pb::Value { kind: Some(kind) });
-    }
+    let mut row = common::grpc_row(&valid());
     row.features.insert("lat".into(), pb::Value { kind: Some(pb::value::Kind::Number(f64::INFINITY)) });
     let target = Some(pb::Target { model: "fraud".into(), version: 1, alias: String::new() });
     let status = client

@@ -1,19 +1,34 @@
 //! The client's deadline on gRPC: the `grpc-timeout` header, read by the handlers to
-//! budget the request. tonic enforces the same header itself by dropping the handler and
-//! answering CANCELLED, so the budget ends [`MARGIN`] earlier: the core then answers
-//! DEADLINE_EXCEEDED first, and says which stage it stopped before.
+//! budget the request. tonic enforces the same header itself, from the moment the request
+//! arrives, by dropping the handler and answering CANCELLED. So the budget is counted from
+//! that same moment ([`stamp`] records it, in an interceptor that tonic calls as it starts
+//! its own timer) and ends [`MARGIN`] earlier: the core then answers DEADLINE_EXCEEDED
+//! first, and says which stage it stopped before.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tonic::Status;
 use tonic::metadata::MetadataMap;
+use tonic::{Request, Status};
 
 /// How much earlier than the client's deadline the core gives up.
 pub const MARGIN: Duration = Duration::from_millis(2);
 
-/// The request's budget: the client's `grpc-timeout` less [`MARGIN`], if it sent one.
-pub fn budget(metadata: &MetadataMap) -> Result<Option<Duration>, Status> {
-    Ok(grpc_timeout(metadata)?.map(|t| t.saturating_sub(MARGIN)))
+/// When a request arrived (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub Instant);
+
+/// The interceptor that records a request's [`Arrival`].
+pub fn stamp(mut request: Request<()>) -> Result<Request<()>, Status> {
+    request.extensions_mut().insert(Arrival(Instant::now()));
+    Ok(request)
+}
+
+/// What is left of the request's budget: the client's `grpc-timeout` from its arrival,
+/// less [`MARGIN`], if it sent one.
+pub fn budget<T>(request: &Request<T>) -> Result<Option<Duration>, Status> {
+    let Some(timeout) = grpc_timeout(request.metadata())? else { return Ok(None) };
+    let spent = request.extensions().get::<Arrival>().map_or(Duration::ZERO, |a| a.0.elapsed());
+    Ok(Some(timeout.saturating_sub(MARGIN).saturating_sub(spent)))
 }
 
 /// The `grpc-timeout` header: up to 8 digits and a unit (`H` hours, `M` minutes, `S`
@@ -61,8 +76,8 @@ mod tests {
         assert!(parse("m").is_err());
         assert!(parse("10x").is_err());
         assert_eq!(super::grpc_timeout(&MetadataMap::new()).ok(), Some(None));
-        let mut m = MetadataMap::new();
-        m.insert("grpc-timeout", "1m".parse().expect("ascii"));
-        assert_eq!(super::budget(&m).ok(), Some(Some(Duration::ZERO)));
+        let mut request = tonic::Request::new(());
+        request.metadata_mut().insert("grpc-timeout", "1m".parse().expect("ascii"));
+        assert_eq!(super::budget(&request).ok(), Some(Some(Duration::ZERO)));
     }
 }

@@ -180,7 +180,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<pb::ModelInferRequest>,
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
-        let timeout = super::deadline::budget(request.metadata())?;
+        let timeout = super::deadline::budget(&request)?;
         let _admission = self.predictor.try_admit().map_err(|e| to_status(&e))?;
         let request = request.into_inner();
         let mut input = decode(&request)?;

@@ -120,7 +120,7 @@ impl PredictionService for Prediction {
         &self,
         request: Request<pb::PredictRequest>,
     ) -> Result<Response<pb::PredictResponse>, Status> {
-        let timeout = super::deadline::budget(request.metadata())?;
+        let timeout = super::deadline::budget(&request)?;
         self.one(request.into_inner(), timeout).await.map(Response::new)
     }
 
@@ -128,7 +128,7 @@ impl PredictionService for Prediction {
         &self,
         request: Request<pb::PredictBatchRequest>,
     ) -> Result<Response<pb::PredictBatchResponse>, Status> {
-        let timeout = super::deadline::budget(request.metadata())?;
+        let timeout = super::deadline::budget(&request)?;
         let _admission = self.predictor.try_admit().map_err(|e| to_status(&e))?;
         let request = request.into_inner();
         let (model, which) = target(request.target.as_ref())?;

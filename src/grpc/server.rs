@@ -7,10 +7,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 
 use super::pb::fti::prediction_service_server::PredictionServiceServer;
 use super::pb::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
-use super::{inference, prediction};
+use super::{deadline, inference, prediction};
 use crate::connections::{CappedIncoming, ConnectionLimits, Refused};
 use crate::predict::Predictor;
 
@@ -51,6 +52,9 @@ pub async fn serve(
     let prediction = PredictionServiceServer::new(prediction::Prediction::new(predictor))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    // Each request's arrival, for budgets counted from the moment tonic starts its timer.
+    let inference = InterceptedService::new(inference, deadline::stamp);
+    let prediction = InterceptedService::new(prediction, deadline::stamp);
     let incoming = CappedIncoming::new(listener, &options.connections, refused).expect_http2_preface();
     let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {

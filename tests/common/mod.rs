@@ -140,13 +140,18 @@ impl Drop for Redis {
 
 /// Loads the example feature files into a Redis through `fti-serve materialize`'s code.
 pub async fn materialize_example(redis: &Redis) {
+    materialize_into(&redis.url()).await;
+}
+
+/// The same, into the Redis at `url` (which may carry credentials).
+pub async fn materialize_into(url: &str) {
     let config = example_config();
     for group in GROUPS {
         let schema = fti_serve::cli::materialize::registry_schema(&config, group).unwrap().unwrap();
         let args = fti_serve::cli::materialize::MaterializeArgs {
             group: group.to_string(),
             file: feature_file(group, "parquet"),
-            redis_url: redis.url(),
+            redis_url: url.to_string(),
             prefix: "fti:".into(),
             keys: None,
             batch_size: 200,
@@ -155,6 +160,25 @@ pub async fn materialize_example(redis: &Redis) {
         };
         fti_serve::cli::materialize::run(&args, schema).await.unwrap();
     }
+}
+
+/// A `/v1` request's entities and features as an `fti.v1` row.
+pub fn grpc_row(request: &Value) -> fti_serve::grpc::pb::fti::Row {
+    use fti_serve::grpc::pb::fti as pb;
+    let mut row = pb::Row::default();
+    for (name, value) in request["entities"].as_object().into_iter().flatten() {
+        let id = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+        row.entities.insert(name.clone(), id);
+    }
+    for (name, value) in request["features"].as_object().into_iter().flatten() {
+        let kind = match value {
+            Value::String(s) => pb::value::Kind::Text(s.clone()),
+            Value::Bool(b) => pb::value::Kind::Flag(*b),
+            other => pb::value::Kind::Number(other.as_f64().unwrap()),
+        };
+        row.features.insert(name.clone(), pb::Value { kind: Some(kind) });
+    }
+    row
 }
 
 /// The example config (memory store from the example's feature files).
