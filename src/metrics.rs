@@ -121,12 +121,16 @@ impl Metrics {
             "Admin API requests refused for a missing or wrong bearer token, by reason.",
             &["reason"],
         );
+        // Metrics without labels: one series each.
+        let register = |metric: Box<dyn prometheus::core::Collector>| {
+            registry.register(metric).expect("metric registered once");
+        };
         let shed = IntCounter::new(
             REQUESTS_SHED_TOTAL,
             "Requests refused by admission control (server.max_in_flight reached): HTTP 429, gRPC RESOURCE_EXHAUSTED.",
         )
         .expect("static metric definition");
-        registry.register(Box::new(shed.clone())).expect("metric registered once");
+        register(Box::new(shed.clone()));
         let connections_refused = counter(
             CONNECTIONS_REFUSED_TOTAL,
             "Connections closed at accept because the listener had server.max_connections open, by transport.",
@@ -137,7 +141,7 @@ impl Metrics {
             "Predict and infer requests holding an admission permit (at most server.max_in_flight).",
         )
         .expect("static metric definition");
-        registry.register(Box::new(in_flight.clone())).expect("metric registered once");
+        register(Box::new(in_flight.clone()));
         let stage_seconds = HistogramVec::new(
             HistogramOpts::new(STAGE_SECONDS, "Time per request stage.").buckets(LATENCY_BUCKETS.to_vec()),
             &["model", "version", "backend", "stage"],
@@ -146,7 +150,7 @@ impl Metrics {
         registry.register(Box::new(stage_seconds.clone())).expect("metric registered once");
         let store_up = IntGauge::new(STORE_UP, "1 when the online store answered its last health ping.")
             .expect("static metric definition");
-        registry.register(Box::new(store_up.clone())).expect("metric registered once");
+        register(Box::new(store_up.clone()));
         let model_version_info = IntGaugeVec::new(
             Opts::new(MODEL_VERSION_INFO, "1 per loaded model version, with its backend and aliases."),
             &["model", "version", "backend", "aliases"],
