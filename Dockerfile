@@ -3,11 +3,7 @@
 # over /srv/fti/models or /srv/fti/config, or with FTI__SECTION__KEY variables.
 
 FROM rust:1.95-slim-bookworm AS build
-# protoc generates the gRPC code at build time; the base image's Debian release fixes its version.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends protobuf-compiler \
-    && rm -rf /var/lib/apt/lists/*
+# The gRPC code is generated at build time by protox (Rust): no protoc to install.
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
