@@ -292,10 +292,15 @@ fn answer_version(body: &[u8], field: VersionField) -> Option<String> {
 }
 
 /// `http_404:model_not_found` from fti-serve's error body, or `http_503` without one.
+/// Found by a scan, not a parse: under overload most answers are refusals, and the load
+/// tool must stay cheaper per answer than the server.
 fn http_kind(status: StatusCode, body: &[u8]) -> String {
-    let code = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_owned));
+    const KEY: &[u8] = b"\"code\":\"";
+    let code = body.windows(KEY.len()).position(|w| w == KEY).and_then(|at| {
+        let rest = &body[at + KEY.len()..];
+        let end = rest.iter().position(|&b| b == b'"')?;
+        std::str::from_utf8(&rest[..end]).ok()
+    });
     match code {
         Some(code) => format!("http_{}:{code}", status.as_u16()),
         None => format!("http_{}", status.as_u16()),
