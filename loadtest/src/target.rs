@@ -17,6 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::cli::{Plan, TargetKind};
 use crate::record::Answer;
 
+#[allow(clippy::all, clippy::pedantic, clippy::nursery, missing_docs)]
 pub mod pb {
     pub mod inference {
         tonic::include_proto!("inference");
