@@ -13,6 +13,7 @@ use fti_serve::app::App;
 use fti_serve::backend::Backend;
 use fti_serve::config::Config;
 use fti_serve::features::memory::MemoryStore;
+use fti_serve::features::view::{GroupRead, StoredGroup};
 use fti_serve::features::{CacheOptions, FeatureService, FeatureViewSpec, OnStoreError};
 use fti_serve::grpc::pb::fti as fti_pb;
 use fti_serve::grpc::pb::inference as oip_pb;
@@ -108,16 +109,16 @@ fn benches(c: &mut Criterion) {
         let row = row_of(&request);
         let view = &v.view;
         // Group values as the store would return them, parsed once.
-        let store_row: Vec<fti_serve::features::view::GroupValues> = view
+        let store_row: Vec<GroupRead> = view
             .groups
             .iter()
             .map(|g| {
-                Some(
-                    g.fields
-                        .iter()
-                        .map(|f| f.default.clone().or(Some(fti_serve::features::Value::Num(1.0))))
-                        .collect(),
-                )
+                let values = g
+                    .fields
+                    .iter()
+                    .map(|f| f.default.clone().or(Some(fti_serve::features::Value::Num(1.0))))
+                    .collect();
+                GroupRead::Found(Arc::new(StoredGroup { values, event_time: None }))
             })
             .collect();
         // The on-demand expressions alone, on a filled frame.

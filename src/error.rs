@@ -30,6 +30,10 @@ pub enum Error {
     #[error("entity {entity} not found in feature group `{group}`")]
     EntityNotFound { group: String, entity: String },
 
+    /// Found, but older than the group's `max_age_ms`.
+    #[error("the values of entity {entity} in feature group `{group}` are older than its max_age_ms")]
+    StaleFeatures { group: String, entity: String },
+
     #[error("feature `{feature}` of group `{group}` is required but missing for entity {entity}")]
     FeatureMissing { group: String, entity: String, feature: String },
 
@@ -77,6 +81,7 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::TooManyRows { .. } => "too_many_rows",
             Error::EntityNotFound { .. } => "entity_not_found",
+            Error::StaleFeatures { .. } => "stale_features",
             Error::FeatureMissing { .. } => "feature_missing",
             Error::StoreUnavailable(_) => "store_unavailable",
             Error::Timeout(_) => "timeout",

@@ -44,7 +44,8 @@
 //!    version; the request finishes on that version whatever is promoted meanwhile.
 //! 3. The version's [`features::FeatureView`] validates entity keys and request values,
 //!    then [`features::FeatureService`] looks up every (feature group, entity) in the
-//!    cache and fetches all misses in one store round trip.
+//!    cache and fetches all misses in one store round trip; each group makes its keys and
+//!    decodes its values in its layout (native, or Feast's: [`features::feast`]).
 //! 4. The view fills each row's frame (the same fill `fti-serve transform` uses offline),
 //!    its compiled [`transform::Program`] computes the on-demand features, and the input
 //!    vector is assembled in the order the model was trained on.

@@ -89,6 +89,9 @@ struct MaterializeCmd {
     /// Rows per pipelined, atomic write.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// Feast groups: the column holding each row's event time.
+    #[arg(long, default_value = fti_serve::features::feast_write::TIMESTAMP_COLUMN)]
+    timestamp_column: String,
     /// Skip bad rows and report them, instead of stopping at the first.
     #[arg(long)]
     keep_going: bool,
@@ -190,7 +193,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let schema = match (args.keys.clone(), schema) {
                 (Some(keys), known) => fti_serve::features::files::GroupSchema {
                     keys,
-                    dtypes: known.map(|s| s.dtypes).unwrap_or_default(),
+                    dtypes: known.as_ref().map(|s| s.dtypes.clone()).unwrap_or_default(),
+                    feast: known.and_then(|s| s.feast),
                 },
                 (None, Some(known)) => known,
                 (None, None) => bail!(
@@ -209,6 +213,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 prefix: args.prefix.unwrap_or(config.store.prefix),
                 keys: args.keys,
                 batch_size: args.batch_size,
+                timestamp_column: args.timestamp_column,
                 keep_going: args.keep_going,
                 progress: std::io::stderr().is_terminal(),
             };

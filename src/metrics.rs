@@ -15,6 +15,7 @@ pub const CACHE_LOOKUPS_TOTAL: &str = "fti_feature_cache_lookups_total";
 pub const STORE_ERRORS_TOTAL: &str = "fti_store_errors_total";
 pub const STORE_UP: &str = "fti_store_up";
 pub const STORED_VALUE_ERRORS_TOTAL: &str = "fti_stored_value_errors_total";
+pub const STALE_READS_TOTAL: &str = "fti_feature_stale_reads_total";
 pub const MODEL_LOADS_TOTAL: &str = "fti_model_loads_total";
 pub const MODEL_VERSION_INFO: &str = "fti_model_version_info";
 pub const ALIAS_VERSION: &str = "fti_alias_version";
@@ -53,6 +54,7 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     pub store_up: IntGauge,
     pub stored_value_errors: IntCounterVec,
+    pub stale_reads: IntCounterVec,
     pub model_loads: IntCounterVec,
     pub model_version_info: IntGaugeVec,
     pub alias_version: IntGaugeVec,
@@ -104,6 +106,11 @@ impl Metrics {
         let stored_value_errors = counter(
             STORED_VALUE_ERRORS_TOTAL,
             "Stored feature values that did not parse as their dtype (served as missing).",
+            &["group"],
+        );
+        let stale_reads = counter(
+            STALE_READS_TOTAL,
+            "Feature group reads older than the group's max_age_ms (served as missing).",
             &["group"],
         );
         let model_loads = counter(
@@ -174,6 +181,7 @@ impl Metrics {
             store_errors,
             store_up,
             stored_value_errors,
+            stale_reads,
             model_loads,
             model_version_info,
             alias_version,

@@ -134,6 +134,7 @@ async fn materialize_round_trips_and_names_bad_rows() {
         ]
         .into_iter()
         .collect(),
+        feast: None,
     };
     let mut args = fti_serve::cli::materialize::MaterializeArgs {
         group: "test_group".into(),
@@ -142,6 +143,7 @@ async fn materialize_round_trips_and_names_bad_rows() {
         prefix: "fti:".into(),
         keys: None,
         batch_size: 500,
+        timestamp_column: "event_timestamp".into(),
         keep_going: false,
         progress: false,
     };

@@ -6,6 +6,7 @@ use super::AppError;
 use super::options::redis_options;
 use crate::config::{Config, StoreKind};
 use crate::features::OnlineStore;
+use crate::features::feast_write::{Newest, TIMESTAMP_COLUMN, feast_hash};
 use crate::features::files::{FeatureFile, GroupSchema, group_schemas};
 use crate::features::memory::MemoryStore;
 use crate::features::redis::RedisStore;
@@ -31,6 +32,7 @@ pub fn open(config: &Config, registry: &Registry) -> Result<Arc<dyn OnlineStore>
                     (Some(keys), known) => GroupSchema {
                         keys: keys.clone(),
                         dtypes: known.map(|s| s.dtypes.clone()).unwrap_or_default(),
+                        feast: known.and_then(|s| s.feast.clone()),
                     },
                     (None, Some(known)) => known.clone(),
                     (None, None) => {
@@ -44,9 +46,27 @@ pub fn open(config: &Config, registry: &Registry) -> Result<Arc<dyn OnlineStore>
                 let rows =
                     FeatureFile::open(&file.path, &schema).map_err(|e| AppError::Store(e.to_string()))?;
                 let mut count = 0usize;
+                let mut newest = Newest::default();
                 for row in rows {
                     let row = row.map_err(|e| AppError::Store(e.to_string()))?;
-                    store.insert(format!("{}{}:{}", config.store.prefix, file.group, row.entity), row.set);
+                    match &schema.feast {
+                        // A Feast group is held as Feast lays it out, so it reads the same
+                        // from the embedded store as from Redis.
+                        Some(feast) => {
+                            let hash = feast_hash(&schema, feast, &row, TIMESTAMP_COLUMN).map_err(|m| {
+                                AppError::Store(format!(
+                                    "feature file {} row {}: {m}",
+                                    file.path.display(),
+                                    row.row
+                                ))
+                            })?;
+                            if newest.admit(&hash.key, hash.time) {
+                                store.insert_bytes(hash.key, hash.fields);
+                            }
+                        }
+                        None => store
+                            .insert(format!("{}{}:{}", config.store.prefix, file.group, row.entity), row.set),
+                    }
                     count += 1;
                 }
                 tracing::info!(group = %file.group, path = %file.path.display(), rows = count, "feature file loaded");

@@ -1,5 +1,7 @@
 //! `fti-serve materialize`: the feature pipeline's sink. Loads a feature file into Redis
 //! in pipelined, atomic batches (`MULTI` … `EXEC`), so a row is written whole or not at all.
+//! A Feast group is written as `feast materialize` writes it (the newest row of each
+//! entity, Feast's keys, fields and value bytes).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -7,6 +9,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
+use crate::features::feast_write::{FeastHash, Newest, feast_hash};
 use crate::features::files::{FeatureFile, FeatureRow, GroupSchema, group_schemas};
 use crate::registry::{Manifest, RegistryDir};
 use crate::secret::redact_url;
@@ -20,6 +23,8 @@ pub struct MaterializeArgs {
     /// Entity key columns; default: the group's keys in the registry's feature views.
     pub keys: Option<Vec<String>>,
     pub batch_size: usize,
+    /// Feast groups: the column holding each row's event time.
+    pub timestamp_column: String,
     /// Skip bad rows (reported at the end) instead of stopping at the first.
     pub keep_going: bool,
     pub progress: bool,
@@ -75,15 +80,25 @@ pub async fn run(args: &MaterializeArgs, schema: GroupSchema) -> Result<Material
     let bar = progress_bar(args.progress, file.total_rows());
     let started = Instant::now();
     let mut report = MaterializeReport::default();
-    let mut batch: Vec<FeatureRow> = Vec::with_capacity(args.batch_size);
+    let mut batch: Vec<Write> = Vec::with_capacity(args.batch_size);
+    let mut newest = Newest::default();
     let redis_err =
         |message: String, written: usize| MaterializeError::Redis { url: url.clone(), message, written };
     for row in file {
+        let row = row.map_err(|e| e.to_string()).and_then(|row| match &schema.feast {
+            None => Ok(Some(Write::Native(row))),
+            Some(feast) => {
+                let hash = feast_hash(&schema, feast, &row, &args.timestamp_column)
+                    .map_err(|m| format!("{} row {}: {m}", args.file.display(), row.row))?;
+                Ok(newest.admit(&hash.key, hash.time).then_some(Write::Feast(hash)))
+            }
+        });
         match row {
-            Ok(row) => batch.push(row),
+            Ok(Some(write)) => batch.push(write),
+            Ok(None) => bar.inc(1),
             Err(e) if args.keep_going => {
                 bar.println(format!("skipped: {e}"));
-                report.skipped.push(e.to_string());
+                report.skipped.push(e);
             }
             Err(e) => {
                 // Rows before the bad one are valid: write them, then stop.
@@ -92,7 +107,7 @@ pub async fn run(args: &MaterializeArgs, schema: GroupSchema) -> Result<Material
                     .map_err(|m| redis_err(m, report.written))?;
                 report.written += batch.len();
                 bar.abandon();
-                return Err(MaterializeError::Row { message: e.to_string(), written: report.written });
+                return Err(MaterializeError::Row { message: e, written: report.written });
             }
         }
         if batch.len() >= args.batch_size {
@@ -120,11 +135,17 @@ pub async fn run(args: &MaterializeArgs, schema: GroupSchema) -> Result<Material
     Ok(report)
 }
 
+/// One row's write, in its group's layout.
+enum Write {
+    Native(FeatureRow),
+    Feast(FeastHash),
+}
+
 async fn write_batch(
     conn: &mut redis::aio::MultiplexedConnection,
     prefix: &str,
     group: &str,
-    rows: &[FeatureRow],
+    rows: &[Write],
 ) -> Result<(), String> {
     if rows.is_empty() {
         return Ok(());
@@ -132,12 +153,19 @@ async fn write_batch(
     let mut pipe = redis::pipe();
     pipe.atomic();
     for row in rows {
-        let key = format!("{prefix}{group}:{}", row.entity);
-        if !row.set.is_empty() {
-            pipe.cmd("HSET").arg(&key).arg(&row.set).ignore();
-        }
-        if !row.unset.is_empty() {
-            pipe.cmd("HDEL").arg(&key).arg(&row.unset).ignore();
+        match row {
+            Write::Native(row) => {
+                let key = format!("{prefix}{group}:{}", row.entity);
+                if !row.set.is_empty() {
+                    pipe.cmd("HSET").arg(&key).arg(&row.set).ignore();
+                }
+                if !row.unset.is_empty() {
+                    pipe.cmd("HDEL").arg(&key).arg(&row.unset).ignore();
+                }
+            }
+            Write::Feast(hash) => {
+                pipe.cmd("HSET").arg(&hash.key).arg(&hash.fields).ignore();
+            }
         }
     }
     pipe.query_async::<()>(conn).await.map_err(|e| e.to_string())

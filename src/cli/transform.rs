@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value as Json;
 
 use crate::Error;
+use crate::features::view::GroupRead;
 use crate::features::{DType, FeatureView, RequestValue, Value};
 use crate::transform::Frame;
 
@@ -118,9 +119,9 @@ fn fill_row(view: &FeatureView, row: &Row, stored_value_errors: &mut usize) -> R
     let mut keys = Vec::with_capacity(view.groups.len());
     for plan in &view.groups {
         let stored: Vec<Option<String>> = plan.fields.iter().map(|f| row.text(&f.name)).collect();
-        let (group, bad) = plan.from_stored(Some(stored));
+        let (group, bad) = plan.from_texts(stored);
         *stored_value_errors += bad;
-        values.push(group);
+        values.push(GroupRead::from_values(group));
         keys.push(plan.entity_key(&entities));
     }
     view.fill_groups(&mut frame, &values, &keys, &mut missing)?;

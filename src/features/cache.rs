@@ -39,7 +39,7 @@ struct Entry {
 }
 
 /// Key: (group plan id, full store key).
-pub type CacheKey = (u64, String);
+pub type CacheKey = (u64, Vec<u8>);
 
 #[derive(Clone)]
 pub struct GroupCache {
@@ -82,12 +82,14 @@ impl GroupCache {
 mod tests {
     use super::*;
     use crate::features::value::Value;
+    use crate::features::view::StoredGroup;
 
     #[tokio::test(start_paused = true)]
     async fn entries_expire_on_the_tokio_clock() {
         let cache = GroupCache::new(100, Duration::from_secs(60));
-        let key = (7, "fti:g:1".to_string());
-        let values: GroupValues = Some(Arc::from(vec![Some(Value::Num(1.0))]));
+        let key = (7, b"fti:g:1".to_vec());
+        let stored = StoredGroup { values: Box::new([Some(Value::Num(1.0))]), event_time: None };
+        let values: GroupValues = Some(Arc::new(stored));
         cache.insert(key.clone(), values.clone(), Duration::from_millis(500)).await;
         assert_eq!(cache.get(&key).await, Some(values));
         tokio::time::advance(Duration::from_millis(499)).await;
@@ -99,7 +101,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn caches_entity_not_found() {
         let cache = GroupCache::new(100, Duration::from_secs(60));
-        let key = (7, "fti:g:404".to_string());
+        let key = (7, b"fti:g:404".to_vec());
         cache.insert(key.clone(), None, Duration::from_secs(1)).await;
         assert_eq!(cache.get(&key).await, Some(None));
     }

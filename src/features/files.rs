@@ -6,18 +6,29 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use parquet::basic::{LogicalType, TimeUnit};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 
+use super::event_time::EventTime;
+use super::feast::{FeastSpec, FeastType};
 use super::value::DType;
 use super::view::FeatureViewSpec;
 
-/// What the served feature views say about one group: its key columns and the dtype of
-/// each feature.
-#[derive(Debug, Clone, PartialEq)]
+/// What the served feature views say about one group: its key columns, the dtype of
+/// each feature, and for a Feast group how Feast lays it out.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GroupSchema {
     pub keys: Vec<String>,
     pub dtypes: BTreeMap<String, DType>,
+    pub feast: Option<FeastSchema>,
+}
+
+/// A Feast group's layout: the declaration and each feature's Feast type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeastSchema {
+    pub spec: FeastSpec,
+    pub types: BTreeMap<String, FeastType>,
 }
 
 /// Merges the groups of several feature views; the same group must agree on keys and
@@ -28,9 +39,31 @@ pub fn group_schemas<'a>(
     let mut schemas: BTreeMap<String, GroupSchema> = BTreeMap::new();
     for view in views {
         for group in &view.groups {
-            let schema = schemas
-                .entry(group.name.clone())
-                .or_insert_with(|| GroupSchema { keys: group.entities.clone(), dtypes: BTreeMap::new() });
+            let feast = group.feast.as_ref().map(|spec| FeastSchema {
+                spec: spec.clone(),
+                types: group
+                    .features
+                    .iter()
+                    .map(|f| {
+                        (f.name.clone(), f.feast_type.unwrap_or_else(|| FeastType::default_for(f.dtype)))
+                    })
+                    .collect(),
+            });
+            let schema = schemas.entry(group.name.clone()).or_insert_with(|| GroupSchema {
+                keys: group.entities.clone(),
+                dtypes: BTreeMap::new(),
+                feast: feast.clone(),
+            });
+            if schema.feast.as_ref().map(|f| &f.spec) != feast.as_ref().map(|f| &f.spec) {
+                return Err(format!(
+                    "feature group `{}` is laid out differently in view `{}` than elsewhere (native or Feast, \
+                     project, view, key types)",
+                    group.name, view.name
+                ));
+            }
+            if let (Some(all), Some(here)) = (schema.feast.as_mut(), feast) {
+                all.types.extend(here.types);
+            }
             if schema.keys != group.entities {
                 return Err(format!(
                     "feature group `{}` is keyed by {:?} in view `{}` but by {:?} elsewhere",
@@ -62,14 +95,19 @@ pub enum FileError {
     BadRow { path: PathBuf, row: usize, message: String },
 }
 
-/// One validated row: the entity key (key columns joined with `:`), the fields to set
-/// and the fields that are empty (to clear, so no stale value survives).
+/// One validated row: the entity key (key columns joined with `:`, and each key value),
+/// the fields to set and the fields that are empty (to clear, so no stale value survives).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRow {
     pub row: usize,
     pub entity: String,
+    pub keys: Vec<String>,
     pub set: Vec<(String, String)>,
     pub unset: Vec<String>,
+    /// Of `unset`, the cells that held an empty string rather than null (Parquet tells
+    /// them apart; in CSV every empty cell is null). Natively both are missing; Feast
+    /// stores an empty string as one.
+    pub empty_strings: Vec<String>,
 }
 
 type RawRows = Box<dyn Iterator<Item = Result<Vec<Option<String>>, String>>>;
@@ -128,6 +166,7 @@ impl FeatureFile {
             });
         }
         let mut entity = String::new();
+        let mut keys = Vec::with_capacity(self.keys.len());
         for (i, &k) in self.keys.iter().enumerate() {
             let Some(value) = cells[k].as_deref().filter(|v| !v.is_empty()) else {
                 return Err(self.bad_value(k, "entity key is empty".into()));
@@ -136,12 +175,17 @@ impl FeatureFile {
                 entity.push(':');
             }
             entity.push_str(value);
+            keys.push(value.to_string());
         }
         let mut set = Vec::with_capacity(cells.len());
         let mut unset = Vec::new();
+        let mut empty_strings = Vec::new();
         for (i, cell) in cells.into_iter().enumerate() {
             if self.keys.contains(&i) {
                 continue;
+            }
+            if cell.as_deref() == Some("") {
+                empty_strings.push(self.header[i].clone());
             }
             match cell.filter(|c| !c.is_empty()) {
                 None => unset.push(self.header[i].clone()),
@@ -153,7 +197,7 @@ impl FeatureFile {
                 }
             }
         }
-        Ok(FeatureRow { row: self.row, entity, set, unset })
+        Ok(FeatureRow { row: self.row, entity, keys, set, unset, empty_strings })
     }
 
     fn bad_value(&self, column: usize, message: String) -> FileError {
@@ -185,7 +229,9 @@ fn open_csv(path: &Path) -> Result<(Vec<String>, RawRows, Option<u64>), String> 
     let header: Vec<String> =
         reader.headers().map_err(|e| e.to_string())?.iter().map(str::to_string).collect();
     let rows = reader.into_records().map(|record| {
-        record.map(|r| r.iter().map(|c| Some(c.to_string())).collect()).map_err(|e| e.to_string())
+        record
+            .map(|r| r.iter().map(|c| (!c.is_empty()).then(|| c.to_string())).collect())
+            .map_err(|e| e.to_string())
     });
     Ok((header, Box::new(rows), None))
 }
@@ -197,9 +243,32 @@ fn open_parquet(path: &Path) -> Result<(Vec<String>, RawRows, Option<u64>), Stri
     let total = u64::try_from(metadata.num_rows()).ok();
     let header: Vec<String> =
         metadata.schema_descr().root_schema().get_fields().iter().map(|f| f.name().to_string()).collect();
-    let rows = reader.into_iter().map(|row| {
+    // Nanosecond timestamps (pandas' default) reach the row API as plain integers: the
+    // schema says which integers are times.
+    let nanos: Vec<bool> = metadata
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| {
+            matches!(
+                f.get_basic_info().logical_type_ref(),
+                Some(LogicalType::Timestamp(t)) if t.unit == TimeUnit::NANOS
+            )
+        })
+        .collect();
+    let rows = reader.into_iter().map(move |row| {
         let row = row.map_err(|e| e.to_string())?;
-        Ok(row.get_column_iter().map(|(_, field)| cell(field)).collect())
+        Ok(row
+            .get_column_iter()
+            .enumerate()
+            .map(|(i, (_, field))| match field {
+                Field::Long(ns) if nanos.get(i).copied().unwrap_or(false) => {
+                    Some(time_text(ns.div_euclid(1000), 1000))
+                }
+                field => cell(field),
+            })
+            .collect())
     });
     Ok((header, Box::new(rows), total))
 }
@@ -210,10 +279,22 @@ fn cell(field: &Field) -> Option<String> {
         Field::Null => None,
         Field::Float(f) if f.is_nan() => None,
         Field::Double(f) if f.is_nan() => None,
+        Field::TimestampMillis(ms) => Some(time_text(*ms, 1_000)),
+        Field::TimestampMicros(us) => Some(time_text(*us, 1)),
         Field::Float(f) => Some(f.to_string()),
         Field::Double(f) => Some(f.to_string()),
         Field::Str(s) => Some(s.clone()),
         Field::Bytes(b) => Some(String::from_utf8_lossy(b.data()).into_owned()),
         other => Some(other.to_string()),
     }
+}
+
+/// A timestamp cell (`ticks` of `micros_per_tick` microseconds since the epoch) as RFC 3339.
+fn time_text(ticks: i64, micros_per_tick: i64) -> String {
+    let micros = ticks.saturating_mul(micros_per_tick);
+    let time = EventTime {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    };
+    time.rfc3339()
 }

@@ -7,7 +7,7 @@ use super::store::{BoxFuture, Lookup, OnlineStore, StoreError, StoredRows};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    hashes: HashMap<String, HashMap<String, String>>,
+    hashes: HashMap<Vec<u8>, HashMap<Vec<u8>, Vec<u8>>>,
     sources: Vec<String>,
 }
 
@@ -18,6 +18,12 @@ impl MemoryStore {
 
     /// Sets fields of one hash, as `HSET key field value ...` would.
     pub fn insert(&mut self, key: String, fields: impl IntoIterator<Item = (String, String)>) {
+        let fields = fields.into_iter().map(|(f, v)| (f.into_bytes(), v.into_bytes()));
+        self.hashes.entry(key.into_bytes()).or_default().extend(fields);
+    }
+
+    /// Sets fields of one hash whose key and fields are bytes (Feast's layout).
+    pub fn insert_bytes(&mut self, key: Vec<u8>, fields: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
         self.hashes.entry(key).or_default().extend(fields);
     }
 
@@ -63,10 +69,12 @@ mod tests {
     async fn answers_like_hmget() {
         let mut store = MemoryStore::new();
         store.insert("g:1".into(), [("a".into(), "1.5".into())]);
-        let fields = vec!["a".to_string(), "b".to_string()];
-        let lookups =
-            [Lookup { key: "g:1".into(), fields: &fields }, Lookup { key: "g:2".into(), fields: &fields }];
+        let fields = vec![b"a".to_vec(), b"b".to_vec()];
+        let lookups = [
+            Lookup { key: b"g:1".to_vec(), fields: &fields },
+            Lookup { key: b"g:2".to_vec(), fields: &fields },
+        ];
         let got = store.get(&lookups).await.expect("memory never fails");
-        assert_eq!(got, vec![Some(vec![Some("1.5".to_string()), None]), None]);
+        assert_eq!(got, vec![Some(vec![Some(b"1.5".to_vec()), None]), None]);
     }
 }

@@ -1,8 +1,12 @@
 //! Features: what a model version reads ([`view`]), where precomputed values live
-//! ([`store`]: [`redis`], [`memory`]), the cache in front ([`cache`]), the per-request
-//! fetch ([`service`]) and feature files ([`files`]).
+//! ([`store`]: [`redis`], [`memory`]) and in which layout (native, or Feast's: [`feast`]),
+//! the cache in front ([`cache`]), the per-request fetch ([`service`]) and feature files
+//! ([`files`]).
 
 pub mod cache;
+pub mod event_time;
+pub mod feast;
+pub mod feast_write;
 pub mod files;
 pub mod memory;
 pub mod redis;

@@ -120,9 +120,9 @@ impl OnlineStore for RedisStore {
                 pipe.cmd("HMGET").arg(&lookup.key).arg(lookup.fields);
             }
             let mut conn = self.connection();
-            let rows: Vec<Vec<Option<String>>> = self.with_deadline(pipe.query_async(&mut conn)).await?;
-            // HMGET cannot tell an absent key from a hash without these fields; the feature
-            // view treats both as "entity not found" (GroupPlan::from_stored).
+            let rows: Vec<Vec<Option<Vec<u8>>>> = self.with_deadline(pipe.query_async(&mut conn)).await?;
+            // HMGET cannot tell an absent key from a hash without these fields; each layout
+            // decides what "entity not found" means (GroupPlan::from_stored).
             Ok(rows.into_iter().map(Some).collect())
         })
     }

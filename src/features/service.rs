@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
 use super::cache::{CacheOptions, GroupCache};
 use super::store::{Lookup, OnlineStore, StoreError};
-use super::view::{FeatureView, GroupValues, OnMissing};
+use super::view::{FeatureView, GroupRead, GroupValues, OnMissing};
 use crate::Error;
 use crate::metrics::Metrics;
 
@@ -26,7 +26,7 @@ pub enum OnStoreError {
 /// Fetched values for a batch: index `row * groups + group`.
 #[derive(Debug)]
 pub struct FetchedGroups {
-    pub values: Vec<GroupValues>,
+    pub values: Vec<GroupRead>,
     /// The entity part of each key (`4111...`, or `a:b` for composite keys), for messages.
     pub entities: Vec<String>,
 }
@@ -130,12 +130,15 @@ impl FeatureService {
         let mut entities = Vec::with_capacity(values.len());
         let mut pending = Vec::new();
         let mut lookups = Vec::new();
-        for entity_values in rows {
+        for (r, entity_values) in rows.iter().enumerate() {
             for plan in &view.groups {
                 let index = entities.len();
-                let entity = plan.entity_key(entity_values);
-                let key = format!("{}{}:{}", self.prefix, plan.name, entity);
-                entities.push(entity);
+                let key =
+                    plan.store_key(&self.prefix, &view.entities, entity_values).map_err(|(name, m)| {
+                        let row = if rows.len() > 1 { format!("rows[{r}].") } else { String::new() };
+                        Error::invalid(format!("{row}entities.{name}"), m)
+                    })?;
+                entities.push(plan.entity_key(entity_values));
                 let ttl = self.cache_options.ttl_for(&plan.name);
                 if let (Some(cache), false) = (&self.cache, ttl.is_zero()) {
                     let cache_key = (plan.id, key);
@@ -195,6 +198,21 @@ impl FeatureService {
                 }
             }
         }
-        Ok(FetchedGroups { values: values.into_iter().map(Option::unwrap_or_default).collect(), entities })
+        let now = SystemTime::now();
+        let values = values
+            .into_iter()
+            .enumerate()
+            .map(|(index, values)| {
+                let plan = &view.groups[index % groups];
+                match GroupRead::from_values(values.unwrap_or_default()) {
+                    GroupRead::Found(stored) if plan.is_stale(&stored, now) => {
+                        self.metrics.stale_reads.with_label_values(&[&*plan.name]).inc();
+                        GroupRead::Stale(stored)
+                    }
+                    read => read,
+                }
+            })
+            .collect();
+        Ok(FetchedGroups { values, entities })
     }
 }

@@ -5,15 +5,16 @@ use std::pin::Pin;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One hash to read: the full key (`<prefix><group>:<entity>`) and the fields wanted.
+/// One hash to read: the full key and the fields wanted, as bytes (a group's layout makes
+/// them: `<prefix><group>:<entity>` and feature names natively, binary in Feast's).
 #[derive(Debug)]
 pub struct Lookup<'a> {
-    pub key: String,
-    pub fields: &'a [String],
+    pub key: Vec<u8>,
+    pub fields: &'a [Vec<u8>],
 }
 
 /// Per lookup, in order: `None` when the key does not exist, else each field's raw value.
-pub type StoredRows = Vec<Option<Vec<Option<String>>>>;
+pub type StoredRows = Vec<Option<Vec<Option<Vec<u8>>>>>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

@@ -11,6 +11,7 @@ pub fn status_of(error: &Error) -> Code {
         | Error::VersionNotFound { .. }
         | Error::AliasNotFound { .. }
         | Error::EntityNotFound { .. }
+        | Error::StaleFeatures { .. }
         | Error::FeatureMissing { .. } => Code::NotFound,
         Error::InvalidInput { .. } | Error::TooManyRows { .. } => Code::InvalidArgument,
         Error::VersionUnavailable { .. } | Error::StoreUnavailable(_) => Code::Unavailable,

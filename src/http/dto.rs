@@ -7,7 +7,10 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::Error;
-use crate::predict::{OutputValue, PredictRequest, PredictResponse, PredictRow, RequestValue, RowPrediction};
+use crate::features::{DType, Value as FeatureValue};
+use crate::predict::{
+    GroupReport, OutputValue, PredictRequest, PredictResponse, PredictRow, RequestValue, RowPrediction,
+};
 
 const TOP_LEVEL: &str = "entities, features, rows, return_features";
 
@@ -150,6 +153,37 @@ struct RowBody<'a> {
     missing_features: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     features: Option<Ordered<'a, Number>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<Map<String, Value>>,
+}
+
+/// `{"<group>": {"status", "event_timestamp", "values": {...}}}`: stored values typed as
+/// declared (bools as booleans, ints as integers), null where nothing valid is stored.
+fn groups_json(groups: &[GroupReport]) -> Map<String, Value> {
+    let value = |dtype: DType, v: &Option<FeatureValue>| match (dtype, v) {
+        (_, None) => Value::Null,
+        (DType::Bool, Some(FeatureValue::Num(n))) => Value::Bool(*n != 0.0),
+        (DType::Int, Some(FeatureValue::Num(n))) => Value::from(*n as i64),
+        (_, Some(FeatureValue::Num(n))) => {
+            serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
+        }
+        (_, Some(FeatureValue::Str(s))) => Value::String(s.clone()),
+    };
+    groups
+        .iter()
+        .map(|g| {
+            let values: Map<String, Value> =
+                g.values.iter().map(|(name, dtype, v)| (name.to_string(), value(*dtype, v))).collect();
+            let mut body = Map::new();
+            body.insert("status".into(), Value::String(g.status.into()));
+            body.insert(
+                "event_timestamp".into(),
+                g.event_time.map_or(Value::Null, |t| Value::String(t.rfc3339())),
+            );
+            body.insert("values".into(), Value::Object(values));
+            (g.group.to_string(), Value::Object(body))
+        })
+        .collect()
 }
 
 fn row_body(row: &RowPrediction) -> (Map<String, Value>, Vec<&str>) {
@@ -178,7 +212,9 @@ pub fn render_predict(response: &PredictResponse, batch: bool) -> Value {
             let (outputs, missing_features) = row_body(row);
             let features: Option<Vec<(String, Number)>> =
                 row.features.as_ref().map(|f| f.iter().map(|(k, v)| (k.clone(), number(*v))).collect());
-            let body = RowBody { outputs, missing_features, features: features.as_deref().map(Ordered) };
+            let groups = row.groups.as_deref().map(groups_json);
+            let body =
+                RowBody { outputs, missing_features, features: features.as_deref().map(Ordered), groups };
             serde_json::to_value(&body).unwrap_or(Value::Null)
         })
         .collect();

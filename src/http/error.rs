@@ -43,7 +43,9 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::ModelNotFound { .. } | Error::VersionNotFound { .. } | Error::AliasNotFound { .. } => {
             StatusCode::NOT_FOUND
         }
-        Error::EntityNotFound { .. } | Error::FeatureMissing { .. } => StatusCode::NOT_FOUND,
+        Error::EntityNotFound { .. } | Error::StaleFeatures { .. } | Error::FeatureMissing { .. } => {
+            StatusCode::NOT_FOUND
+        }
         Error::InvalidInput { .. } | Error::TooManyRows { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::VersionUnavailable { .. } | Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -64,6 +66,7 @@ impl From<Error> for ApiError {
             | Error::AliasNotFound { .. }
             | Error::VersionUnavailable { .. }
             | Error::EntityNotFound { .. }
+            | Error::StaleFeatures { .. }
             | Error::FeatureMissing { .. }
             | Error::StoreUnavailable(_)
             | Error::Timeout(_)

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::backend::Tensor;
-use crate::features::RequestValue;
+use crate::features::feast::EventTime;
+use crate::features::{DType, RequestValue, Value};
 
 /// One row to predict: entity keys and request-time values, as the client named them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,7 +21,8 @@ pub struct PredictRequest {
     pub rows: Vec<PredictRow>,
     /// Batch requests name fields `rows[i].…` in errors; single ones do not.
     pub batch: bool,
-    /// Return the assembled model input vector with each prediction.
+    /// Return the assembled model input vector with each prediction, and what each
+    /// feature group read ([`GroupReport`]).
     pub return_features: bool,
     /// The client's own deadline (gRPC `grpc-timeout`, HTTP `X-Request-Timeout-Ms`); the
     /// shorter of it and `server.request_timeout_ms` wins.
@@ -44,6 +46,21 @@ pub struct RowPrediction {
     pub outputs: Vec<(String, OutputValue)>,
     pub missing_features: Vec<Arc<str>>,
     pub features: Option<Vec<(String, f64)>>,
+    /// With `return_features`: one report per feature group, in the view's order.
+    pub groups: Option<Vec<GroupReport>>,
+}
+
+/// What one feature group read for one row, for debugging and for checking a feature
+/// store's values: whether the entity was found (and fresh), when its values were
+/// computed (Feast groups), and each stored value before defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupReport {
+    pub group: Arc<str>,
+    /// `found`, `not_found` or `stale`.
+    pub status: &'static str,
+    pub event_time: Option<EventTime>,
+    /// (feature, dtype, stored value); `None` where nothing valid is stored.
+    pub values: Vec<(Arc<str>, DType, Option<Value>)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -28,8 +28,8 @@ pub use crate::registry::PRODUCTION;
 pub use crate::registry::Target;
 pub use admission::Permit;
 pub use messages::{
-    InferResponse, NamedTensor, OutputValue, PredictRequest, PredictResponse, PredictRow, RowPrediction,
-    TensorInput,
+    GroupReport, InferResponse, NamedTensor, OutputValue, PredictRequest, PredictResponse, PredictRow,
+    RowPrediction, TensorInput,
 };
 pub use outputs::extract;
 pub use predictor::{Limits, Predictor};

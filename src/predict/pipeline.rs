@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::messages::{PredictRequest, PredictResponse, RowPrediction};
+use super::messages::{GroupReport, PredictRequest, PredictResponse, RowPrediction};
 use super::outputs::extract;
 use super::predictor::{Deadline, Predictor, run_model};
 use crate::Error;
+use crate::features::view::{GroupPlan, GroupRead};
 use crate::registry::{ModelVersion, Target};
 
 impl Predictor {
@@ -94,8 +95,28 @@ impl Predictor {
                 features: request
                     .return_features
                     .then(|| view.input_values(frame).map(|(n, v)| (n.to_string(), v)).collect()),
+                groups: request.return_features.then(|| {
+                    let reads = &fetched.values[r * groups..(r + 1) * groups];
+                    view.groups.iter().zip(reads).map(|(plan, read)| report(plan, read)).collect()
+                }),
             })
             .collect();
         Ok(PredictResponse { model: version.model.clone(), version: version.version, rows: predictions })
+    }
+}
+
+fn report(plan: &GroupPlan, read: &GroupRead) -> GroupReport {
+    let stored = read.stored();
+    let values = plan
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.clone(), f.dtype, stored.and_then(|s| s.values[i].clone())))
+        .collect();
+    GroupReport {
+        group: plan.name.clone(),
+        status: read.status(),
+        event_time: stored.and_then(|s| s.event_time),
+        values,
     }
 }

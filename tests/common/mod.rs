@@ -155,6 +155,7 @@ pub async fn materialize_into(url: &str) {
             prefix: "fti:".into(),
             keys: None,
             batch_size: 200,
+            timestamp_column: "event_timestamp".into(),
             keep_going: false,
             progress: false,
         };

@@ -5,8 +5,11 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use super::plan::{Constraints, FeatureView, Field, GroupPlan};
-use super::spec::{FeatureSpec, FeatureViewSpec};
+use std::time::Duration;
+
+use super::plan::{Constraints, FeastKeys, FeatureView, Field, GroupPlan, Layout};
+use super::spec::{FeatureSpec, FeatureViewSpec, GroupSpec};
+use crate::features::feast::{self, FeastType};
 use crate::features::value::DType;
 use crate::transform::{Compiler, Slot, TransformError, Type};
 
@@ -121,8 +124,14 @@ impl FeatureView {
                     g.name, f.name
                 )));
             }
+            let (layout, field_names) = layout(g).map_err(|m| invalid(format!("group `{}`: {m}", g.name)))?;
             let mut hasher = DefaultHasher::new();
             g.name.hash(&mut hasher);
+            field_names.hash(&mut hasher);
+            if let Layout::Feast(keys) = &layout {
+                (&keys.project, &keys.view, keys.key_types.iter().map(|t| *t as u8).collect::<Vec<_>>())
+                    .hash(&mut hasher);
+            }
             for f in &g.features {
                 (f.name.as_str(), f.dtype as u8).hash(&mut hasher);
             }
@@ -130,10 +139,18 @@ impl FeatureView {
                 name: g.name.as_str().into(),
                 key_entities,
                 on_missing: g.on_missing,
-                field_names: g.features.iter().map(|f| f.name.clone()).collect(),
+                field_names,
                 fields,
+                layout,
+                max_age: g.max_age_ms.map(Duration::from_millis),
                 id: hasher.finish(),
             });
+        }
+        if let Some(f) = spec.request.iter().find(|f| f.feast_type.is_some()) {
+            return Err(invalid(format!(
+                "request feature `{}`: `feast_type` applies to Feast groups",
+                f.name
+            )));
         }
         let request =
             spec.request.iter().map(|f| declare(f, &mut compiler)).collect::<Result<Vec<_>, _>>()?;
@@ -183,4 +200,59 @@ impl FeatureView {
             spec,
         })
     }
+}
+
+/// A group's store layout and the hash fields it reads, checked against its declaration.
+fn layout(g: &GroupSpec) -> Result<(Layout, Vec<Vec<u8>>), String> {
+    let Some(spec) = &g.feast else {
+        if g.max_age_ms.is_some() {
+            return Err("`max_age_ms` needs a Feast group (native values carry no event time)".into());
+        }
+        if let Some(f) = g.features.iter().find(|f| f.feast_type.is_some()) {
+            return Err(format!("feature `{}`: `feast_type` applies to Feast groups", f.name));
+        }
+        return Ok((Layout::Native, g.features.iter().map(|f| f.name.clone().into_bytes()).collect()));
+    };
+    let feast = format!("Feast project `{}`, view `{}`", spec.project, spec.view);
+    if spec.key_version != feast::KEY_VERSION {
+        return Err(format!(
+            "{feast}: entity key serialization version {} is not read (only {}, Feast's default since 0.38)",
+            spec.key_version,
+            feast::KEY_VERSION
+        ));
+    }
+    if spec.project.is_empty() || spec.view.is_empty() {
+        return Err("`feast.project` and `feast.view` must not be empty".into());
+    }
+    if g.max_age_ms == Some(0) {
+        return Err("`max_age_ms` must be above 0 (leave it out for no limit)".into());
+    }
+    let key_types = g
+        .entities
+        .iter()
+        .map(|e| {
+            spec.key_types.get(e).copied().ok_or_else(|| {
+                format!("{feast}: join key `{e}` has no type in `feast.key_types` (string, int64 or int32)")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(extra) = spec.key_types.keys().find(|k| !g.entities.contains(k)) {
+        return Err(format!(
+            "{feast}: `feast.key_types` names `{extra}`, which is not an entity of the group"
+        ));
+    }
+    for f in &g.features {
+        let ty = f.feast_type.unwrap_or_else(|| FeastType::default_for(f.dtype));
+        if !ty.fits(f.dtype) {
+            return Err(format!(
+                "{feast}, feature `{}`: Feast type {ty} does not hold {} values",
+                f.name, f.dtype
+            ));
+        }
+    }
+    let mut fields: Vec<Vec<u8>> =
+        g.features.iter().map(|f| feast::feature_field(&spec.view, &f.name)).collect();
+    fields.push(feast::timestamp_field(&spec.view));
+    let keys = FeastKeys { project: spec.project.clone(), view: spec.view.clone(), key_types };
+    Ok((Layout::Feast(keys), fields))
 }

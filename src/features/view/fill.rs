@@ -5,68 +5,11 @@
 
 use std::sync::Arc;
 
-use super::plan::{Constraints, FeatureView, Field, GroupPlan, GroupValues};
+use super::plan::{Constraints, FeatureView, Field, GroupPlan, GroupRead, Layout};
 use super::spec::OnMissing;
 use crate::Error;
 use crate::features::value::{RequestValue, Value};
 use crate::transform::{Frame, Slot};
-
-impl GroupPlan {
-    pub fn field_names(&self) -> &[String] {
-        &self.field_names
-    }
-
-    /// The group part of the store key for one row: entity values in key order, joined
-    /// with `:`.
-    pub fn entity_key(&self, entities: &[String]) -> String {
-        let mut key = String::new();
-        for (i, &e) in self.key_entities.iter().enumerate() {
-            if i > 0 {
-                key.push(':');
-            }
-            key.push_str(&entities[e]);
-        }
-        key
-    }
-
-    pub fn entity_names<'a>(&'a self, view: &'a FeatureView) -> impl Iterator<Item = &'a str> {
-        self.key_entities.iter().map(|&e| view.entities[e].as_str())
-    }
-
-    /// Types what a store holds for one (group, entity): `raw` is `None` when the key is
-    /// absent, else each field's stored string. An entity none of whose fields is stored
-    /// is not found, whichever store answered (Redis cannot tell the two apart). A value
-    /// that does not parse counts as missing: one bad cell written by a feature pipeline
-    /// must not fail every request for that entity. Returns the values and the number of
-    /// values that did not parse.
-    pub fn from_stored(&self, raw: Option<Vec<Option<String>>>) -> (GroupValues, usize) {
-        match raw {
-            Some(raw) if raw.iter().any(Option::is_some) => {
-                let (values, bad) = self.parse(raw);
-                (Some(values), bad)
-            }
-            _ => (None, 0),
-        }
-    }
-
-    fn parse(&self, raw: Vec<Option<String>>) -> (Arc<[Option<Value>]>, usize) {
-        let mut bad = 0;
-        let values = self
-            .fields
-            .iter()
-            .zip(raw)
-            .map(|(field, raw)| {
-                let raw = raw?;
-                let parsed = field.dtype.parse_stored(&raw);
-                if parsed.is_err() {
-                    bad += 1;
-                }
-                parsed.ok()
-            })
-            .collect();
-        (values, bad)
-    }
-}
 
 impl FeatureView {
     /// Orders the request's entity keys as the view lists them; rejects missing and
@@ -78,14 +21,25 @@ impl FeatureView {
                 format!("unknown entity key (this model takes {})", self.entities.join(", ")),
             ));
         }
-        self.entities
+        let values = self
+            .entities
             .iter()
             .map(|name| match given.iter().find(|(k, _)| k == name) {
                 Some((_, v)) if !v.is_empty() => Ok(v.clone()),
                 Some(_) => Err(Error::invalid(format!("{path}entities.{name}"), "must not be empty")),
                 None => Err(Error::invalid(format!("{path}entities.{name}"), "required")),
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        // Feast's integer join keys must be integers: said here, before any lookup.
+        for plan in &self.groups {
+            if let Layout::Feast(keys) = &plan.layout {
+                for (&e, ty) in plan.key_entities.iter().zip(&keys.key_types) {
+                    ty.encode(&values[e], &mut Vec::new())
+                        .map_err(|m| Error::invalid(format!("{path}entities.{}", self.entities[e]), m))?;
+                }
+            }
+        }
+        Ok(values)
     }
 
     /// Writes the request features into the frame. Unknown names are ignored so clients
@@ -125,12 +79,12 @@ impl FeatureView {
     }
 
     /// Writes one row's fetched group values (or defaults) into the frame, following each
-    /// group's missing-entity policy. `values[g]` and `entities[g]` (the entity key, for
-    /// messages) belong to `self.groups[g]`.
+    /// group's missing-entity policy (a stale group is missing too). `values[g]` and
+    /// `entities[g]` (the entity key, for messages) belong to `self.groups[g]`.
     pub fn fill_groups(
         &self,
         frame: &mut Frame,
-        values: &[GroupValues],
+        values: &[GroupRead],
         entities: &[String],
         missing: &mut Vec<Arc<str>>,
     ) -> Result<(), Error> {
@@ -144,17 +98,24 @@ impl FeatureView {
 fn fill_group(
     frame: &mut Frame,
     plan: &GroupPlan,
-    values: &GroupValues,
+    read: &GroupRead,
     entity: &str,
     missing: &mut Vec<Arc<str>>,
 ) -> Result<(), Error> {
-    let Some(values) = values else {
-        if plan.on_missing == OnMissing::Error {
-            return Err(Error::EntityNotFound { group: plan.name.to_string(), entity: entity.into() });
+    let stored = match read {
+        GroupRead::Found(stored) => stored,
+        GroupRead::NotFound | GroupRead::Stale(_) => {
+            if plan.on_missing == OnMissing::Error {
+                let (group, entity) = (plan.name.to_string(), entity.to_string());
+                return Err(match read {
+                    GroupRead::Stale(_) => Error::StaleFeatures { group, entity },
+                    _ => Error::EntityNotFound { group, entity },
+                });
+            }
+            return plan.fields.iter().try_for_each(|f| fill_default(frame, plan, f, entity, missing));
         }
-        return plan.fields.iter().try_for_each(|f| fill_default(frame, plan, f, entity, missing));
     };
-    for (field, value) in plan.fields.iter().zip(values.iter()) {
+    for (field, value) in plan.fields.iter().zip(stored.values.iter()) {
         match value {
             Some(v) => write(frame, field.slot, v.clone()),
             None => fill_default(frame, plan, field, entity, missing)?,

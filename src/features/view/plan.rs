@@ -2,8 +2,10 @@
 //! request values and fetched group values into the model's input vector.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::spec::{FeatureViewSpec, OnMissing};
+use crate::features::feast::{EventTime, KeyType};
 use crate::features::value::{DType, Value};
 use crate::transform::{Frame, Program, Slot};
 
@@ -36,14 +38,79 @@ pub struct GroupPlan {
     pub(super) key_entities: Vec<usize>,
     pub on_missing: OnMissing,
     pub fields: Vec<Field>,
-    pub(super) field_names: Vec<String>,
-    /// Identifies (group, fields, dtypes): cache entries are shared by views that read
-    /// the same fields the same way.
+    /// The hash fields to read: feature names natively; in Feast's layout each feature's
+    /// hashed field, then the view's event-timestamp field.
+    pub(super) field_names: Vec<Vec<u8>>,
+    pub layout: Layout,
+    /// Values older than this (by their event time) are stale: treated as missing.
+    pub max_age: Option<Duration>,
+    /// Identifies (group, layout, fields, dtypes): cache entries are shared by views that
+    /// read the same fields the same way.
     pub id: u64,
 }
 
+/// How a group's values are laid out in the online store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    /// `<prefix><group>:<entity>` hashes of decimal/UTF-8 values, fields named as the
+    /// features.
+    Native,
+    /// Feast's Redis online store (see [`crate::features::feast`]).
+    Feast(FeastKeys),
+}
+
+/// What a Feast group needs to make its keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeastKeys {
+    pub project: String,
+    pub view: String,
+    /// The Feast type of each key entity, in key order.
+    pub key_types: Vec<KeyType>,
+}
+
+/// What the store holds for one (group, entity) that was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredGroup {
+    /// One per field of the group: `None` where nothing (valid) is stored.
+    pub values: Box<[Option<Value>]>,
+    /// When the feature pipeline computed the values (Feast groups).
+    pub event_time: Option<EventTime>,
+}
+
 /// What the store returned for one (group, entity): `None` when the entity is absent.
-pub type GroupValues = Option<Arc<[Option<Value>]>>;
+pub type GroupValues = Option<Arc<StoredGroup>>;
+
+/// One (row, group) as the fill path takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupRead {
+    Found(Arc<StoredGroup>),
+    NotFound,
+    /// Found, but older than the group's `max_age`: filled as if not found.
+    Stale(Arc<StoredGroup>),
+}
+
+impl GroupRead {
+    /// Found, or not found: freshness is judged by the caller, who knows the time.
+    pub fn from_values(values: GroupValues) -> GroupRead {
+        values.map_or(GroupRead::NotFound, GroupRead::Found)
+    }
+
+    pub fn status(&self) -> &'static str {
+        match self {
+            GroupRead::Found(_) => "found",
+            GroupRead::NotFound => "not_found",
+            GroupRead::Stale(_) => "stale",
+        }
+    }
+
+    /// What was stored, fresh or stale.
+    pub fn stored(&self) -> Option<&StoredGroup> {
+        match self {
+            GroupRead::Found(g) | GroupRead::Stale(g) => Some(g),
+            GroupRead::NotFound => None,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct FeatureView {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::feast::{FeastSpec, FeastType};
 use crate::features::value::{DType, DefaultValue};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,6 +31,14 @@ pub struct GroupSpec {
     #[serde(default)]
     pub on_missing: OnMissing,
     pub features: Vec<FeatureSpec>,
+    /// Feast groups only: values whose event timestamp is older than this are stale and
+    /// treated as missing (Feast's feature-view `ttl`, which Feast itself does not apply
+    /// on online reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<u64>,
+    /// Read the group from Feast's Redis online store layout instead of the native one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feast: Option<FeastSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +71,10 @@ pub struct FeatureSpec {
     /// Request features only: accept NaN and infinities, which are refused by default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_non_finite: bool,
+    /// Feast groups only: the feature's Feast value type, when not the default for its
+    /// dtype (float64, int64, bool, string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feast_type: Option<FeastType>,
 }
 
 impl FeatureSpec {
