@@ -50,3 +50,5 @@ echo "== Open Inference Protocol with tritonclient (pytest)"
 FTI_SERVE_BIN="$PWD/target/debug/fti-serve" "$VENV/bin/pytest" -q -p no:cacheprovider tests/oip
 echo "== the example's on-demand features against an independent reference (pytest)"
 "$VENV/bin/pytest" -q -p no:cacheprovider tests/example
+bash tests/feast/run.sh
+bash tests/kubernetes/run.sh
