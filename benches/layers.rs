@@ -209,6 +209,85 @@ fn benches(c: &mut Criterion) {
     }
     whole.finish();
     codecs(c, &rt, &predictor);
+    feast_layout(c, &rt);
+}
+
+/// The same model version with its two groups read natively (v2) and from Feast's layout
+/// (v3, the same values), in one process on the embedded store: what decoding Feast's
+/// keys and values (and the freshness check) cost per request.
+fn feast_layout(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = dir.path().join("models");
+    copy_dir(&repo_path("models"), &registry);
+    copy_dir(&registry.join("fraud/2"), &registry.join("fraud/3"));
+    let manifest = registry.join("fraud/3/manifest.toml");
+    let mut m: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&manifest).expect("manifest")).expect("toml");
+    m["model"].as_table_mut().expect("[model]").insert("version".into(), 3.into());
+    let view = m["feature_view"].as_table_mut().expect("[feature_view]");
+    for group in view["groups"].as_array_mut().expect("groups") {
+        let group = group.as_table_mut().expect("group");
+        let name = group["name"].as_str().expect("name").to_string();
+        group.insert("name".into(), format!("{name}_feast").into());
+        let feast = format!("project = \"fraud\"\nview = \"{name}\"\nkey_types = {{ cc_num = \"int64\" }}");
+        group.insert("feast".into(), toml::Value::Table(toml::from_str(&feast).expect("feast")));
+    }
+    std::fs::write(&manifest, toml::to_string(&m).expect("toml")).expect("write");
+
+    let mut config = Config::load(Some(&repo_path("config/example.toml"))).expect("config");
+    config.cache.ttl_ms.clear();
+    config.registry.path = registry;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let time = fti_serve::features::event_time::EventTime { seconds: now as i64 - 3600, nanos: 0 }.rfc3339();
+    for group in ["card_profile", "card_activity"] {
+        let text = std::fs::read_to_string(repo_path(&format!("examples/fraud/data/features/{group}.csv")))
+            .expect("feature file");
+        let mut lines = text.lines();
+        let mut out = format!("{},event_timestamp\n", lines.next().expect("header"));
+        for line in lines {
+            out.push_str(&format!("{line},{time}\n"));
+        }
+        let path = dir.path().join(format!("{group}_feast.csv"));
+        std::fs::write(&path, out).expect("write");
+        config.store.memory.files.push(fti_serve::config::FeatureFileConfig {
+            group: format!("{group}_feast"),
+            path,
+            keys: None,
+        });
+    }
+    let app = build_app(rt, &config);
+    let predictor = app.predictor.clone();
+    let row = row_of(&golden_requests(2)[0]);
+    let request = PredictRequest { rows: vec![row], batch: false, return_features: false, timeout: None };
+    let answer = |v: u64| {
+        rt.block_on(predictor.predict("fraud", &Target::Version(v), request.clone())).expect("predict")
+    };
+    assert_eq!(answer(2).rows, answer(3).rows, "the Feast layout must read what the native one does");
+    let mut group = c.benchmark_group("feast_layout");
+    for (name, version) in [("native_v2", 2), ("feast_v3", 3)] {
+        let target = Target::Version(version);
+        let request = request.clone();
+        group.bench_function(name, |b| {
+            b.to_async(rt).iter(|| {
+                let (predictor, target, request) = (predictor.clone(), target.clone(), request.clone());
+                async move { black_box(predictor.predict("fraud", &target, request).await.expect("predict")) }
+            });
+        });
+    }
+    group.finish();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
 }
 
 /// Each transport's share of one request for model v2: decode the request off the wire

@@ -39,6 +39,9 @@ pub struct Args {
     /// Pin a model version; without it the `production` alias answers (promotions show).
     #[arg(long)]
     pub version: Option<u64>,
+    /// `post` target: the path each corpus line is POSTed to as it is.
+    #[arg(long)]
+    pub path: Option<String>,
     /// JSONL request corpus. Each line is a predict body (`{"entities": .., "features": ..}`),
     /// an OIP infer body (`{"inputs": [..]}`), or a golden record holding `request` and/or
     /// `input` (the model's input vector), as in `models/<m>/<v>/golden.jsonl`.
@@ -128,6 +131,9 @@ pub enum TargetKind {
     Oip,
     /// Open Inference Protocol v2 gRPC: inference.GRPCInferenceService/ModelInfer.
     OipGrpc,
+    /// Any HTTP server: each corpus line POSTed as it is to `--path` (a 2xx answer is a
+    /// success), e.g. another feature server for a comparison.
+    Post,
 }
 
 impl std::fmt::Display for TargetKind {
@@ -137,6 +143,7 @@ impl std::fmt::Display for TargetKind {
             Self::Grpc => "grpc",
             Self::Oip => "oip",
             Self::OipGrpc => "oip-grpc",
+            Self::Post => "post",
         })
     }
 }
@@ -187,6 +194,8 @@ pub struct Plan {
     pub target: TargetKind,
     pub model: String,
     pub version: Option<u64>,
+    /// `post` target: the path to POST to.
+    pub path: Option<String>,
     pub corpus: PathBuf,
     pub entities: Option<PathBuf>,
     pub entity_key: Option<String>,
@@ -235,6 +244,14 @@ impl Plan {
                 "choose one mode: --rate (open loop), --concurrency (closed loop) or --step (rising rate)"
             ),
         };
+        match (&args.path, args.target) {
+            (None, TargetKind::Post) => bail!("--target post: give the --path to POST to"),
+            (Some(path), TargetKind::Post) if !path.starts_with('/') => {
+                bail!("--path: expected an absolute path such as /get-online-features, got {path:?}")
+            }
+            (Some(_), target) if target != TargetKind::Post => bail!("--path: only for --target post"),
+            _ => {}
+        }
         let warmup = parse_duration_or_zero(&args.warmup).context("--warmup")?;
         let run_time = match &mode {
             Mode::Open { duration, .. } | Mode::Closed { duration, .. } => *duration,
@@ -272,6 +289,7 @@ impl Plan {
             target: args.target,
             model: args.model,
             version: args.version,
+            path: args.path,
             corpus: args.corpus,
             entities: args.entities,
             entity_key: args.entity_key,

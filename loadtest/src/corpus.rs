@@ -6,7 +6,7 @@ use std::str::FromStr;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 
-use crate::cli::Plan;
+use crate::cli::{Plan, TargetKind};
 
 /// How entity IDs are chosen for each request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,7 +101,9 @@ pub fn bodies(plan: &Plan) -> Result<Vec<Value>> {
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let value: Value = serde_json::from_str(line)
             .with_context(|| format!("--corpus {}: line {}: not JSON", plan.corpus.display(), n + 1))?;
-        let row = if plan.target.takes_tensors() {
+        let row = if plan.target == TargetKind::Post {
+            Ok(value)
+        } else if plan.target.takes_tensors() {
             infer_body(value, &plan.input_name)
         } else {
             predict_body(value)
@@ -128,10 +130,24 @@ pub fn bodies(plan: &Plan) -> Result<Vec<Value>> {
     Ok((0..plan.ring.max(rows.len()))
         .map(|i| {
             let mut row = rows[i % rows.len()].clone();
-            row["entities"][key.as_str()] = Value::String(draw.sample(&mut rng).to_owned());
+            let slot = &mut row["entities"][key.as_str()];
+            *slot = shaped_like(slot, draw.sample(&mut rng));
             row
         })
         .collect())
+}
+
+/// A drawn ID in the shape of the corpus value it replaces: a string stays a string, a
+/// number a number (when the ID is one), a one-element list (Feast's `get-online-features`
+/// entities) a one-element list.
+fn shaped_like(old: &Value, id: &str) -> Value {
+    match old {
+        Value::Array(items) => Value::Array(vec![shaped_like(items.first().unwrap_or(&Value::Null), id)]),
+        Value::Number(_) => {
+            id.parse::<serde_json::Number>().map_or_else(|_| Value::String(id.to_owned()), Value::Number)
+        }
+        _ => Value::String(id.to_owned()),
+    }
 }
 
 fn predict_body(line: Value) -> Result<Value> {
@@ -247,6 +263,15 @@ mod tests {
             counts[draw.sample(&mut rng).parse::<usize>().unwrap()] += 1;
         }
         assert!(counts.iter().all(|c| (9_000..11_000).contains(c)), "{counts:?}");
+    }
+
+    #[test]
+    fn drawn_ids_keep_the_shape_of_the_corpus_value() {
+        assert_eq!(shaped_like(&json!("4111"), "42"), json!("42"));
+        assert_eq!(shaped_like(&json!(4111), "42"), json!(42));
+        assert_eq!(shaped_like(&json!(4111), "card-7"), json!("card-7"));
+        assert_eq!(shaped_like(&json!([4111]), "42"), json!([42]));
+        assert_eq!(shaped_like(&json!(["a", "b"]), "c"), json!(["c"]));
     }
 
     #[test]

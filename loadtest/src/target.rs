@@ -48,6 +48,17 @@ impl Target {
     pub async fn connect(plan: &Plan, bodies: &[Value]) -> Result<Self> {
         let version = plan.version.map(|v| v.to_string());
         match plan.target {
+            TargetKind::Post => {
+                let path = plan.path.clone().unwrap_or_default();
+                let bodies = bodies
+                    .iter()
+                    .map(|b| serde_json::to_vec(b).map(Bytes::from))
+                    .collect::<Result<_, _>>()
+                    .context("encoding the corpus")?;
+                let target = HttpTarget::new(&plan.url, path, bodies, plan.connections, VersionField::None)?;
+                target.check().await?;
+                Ok(Self::Http(target))
+            }
             TargetKind::Http | TargetKind::Oip => {
                 let (path, answer_version) = match (plan.target, &version) {
                     (TargetKind::Http, None) => {
@@ -168,6 +179,8 @@ enum VersionField {
     Predict,
     /// `"model_version": "2"` in an OIP infer answer.
     Oip,
+    /// Another server's answer: no version to find.
+    None,
 }
 
 /// HTTP/1.1 over a bounded set of keep-alive connections, opened on demand.
@@ -283,6 +296,7 @@ fn answer_version(body: &[u8], field: VersionField) -> Option<String> {
     let key: &[u8] = match field {
         VersionField::Predict => b"\"version\":",
         VersionField::Oip => b"\"model_version\":",
+        VersionField::None => return None,
     };
     let at = body.windows(key.len()).position(|w| w == key)? + key.len();
     let rest = &body[at..];
