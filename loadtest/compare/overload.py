@@ -16,6 +16,11 @@ model, the golden check), then for each server, in one run:
 4. recovery: --recovery-pause (1 s) after the overload stops, the moderate rate again for
    5 s -> is latency back to the unloaded figure?
 
+`--server-cpu-quota F` holds each server to F of a core with a CFS quota (cgroup v1, as
+root; a Kubernetes CPU limit does the same), so that the load tool, on its own core, can
+offer twice the server's rate without lagging; `--client-connections N` sets the load
+tool's connections (64).
+
 Writes loadtest/compare/overload.md and overload.json (every raw number, the commands and
 the load tool's summaries), and prints the table. fti-serve's checks: admitted p99 within
 3x the unloaded p99, the p99 of a refusal under 1 ms, and recovery p99 within 1.5x the
@@ -62,6 +67,19 @@ def measure(args, procs, server, name: str, port: int, phase: dict, sample_rss: 
     return result
 
 
+CGROUP = Path("/sys/fs/cgroup/cpu/fti-overload")
+
+
+def limit_cpu(pid: int, share: float) -> None:
+    """Puts the server under a CFS quota of `share` of a core (cgroup v1), as a Kubernetes
+    CPU limit does, with a 2 ms period so that a throttled server waits at most ~1 ms."""
+    CGROUP.mkdir(exist_ok=True)
+    period = 2000
+    (CGROUP / "cpu.cfs_period_us").write_text(str(period))
+    (CGROUP / "cpu.cfs_quota_us").write_text(str(max(1000, round(share * period))))
+    (CGROUP / "cgroup.procs").write_text(str(pid))
+
+
 def cpu_count(cpus: str | None) -> int:
     """How many CPUs a taskset list names ("0", "0,1", "0-3"); all of them when None."""
     if not cpus:
@@ -98,6 +116,8 @@ def measure_server(args, procs, name: str, redis_url: str) -> dict:
     out = {"command": base.show(cmd)}
     print(f"== {name}: {out['command']}", flush=True)
     server = procs.start(name, cmd, env=env, cwd=cwd)
+    if args.server_cpu_quota:
+        limit_cpu(server.pid, args.server_cpu_quota)
     try:
         base.wait_until(lambda: base.http_status(port, "/health/ready") == 200, f"{name} /health/ready",
                         base.READY_TIMEOUT_S, server, args.work_dir / f"{name}.log")
@@ -217,6 +237,12 @@ def main(argv=None) -> int:
                         "load tool can only offer twice a server's saturated rate from a core of its own")
     p.add_argument("--client-cpus", default="1", help="CPUs of the load tool and Redis")
     p.add_argument("--client-threads", type=int, default=1, help="fti-loadtest --threads")
+    p.add_argument("--client-connections", type=int, default=64,
+                   help="fti-loadtest --connections: at 2 x S a request waits in the tool's pool when "
+                        "every connection is busy, where no admission control can see it")
+    p.add_argument("--server-cpu-quota", type=float, default=0.0,
+                   help="limit each server to this share of a core with a CFS quota (cgroup v1, root), "
+                        "so that the load tool can offer twice its saturated rate from one core")
     p.add_argument("--out", type=Path, default=HERE / "overload.md")
     p.add_argument("--work-dir", type=Path, default=HERE / "out-overload")
     args = p.parse_args(argv)
@@ -224,7 +250,8 @@ def main(argv=None) -> int:
     args.server_cpus, args.client_cpus = args.server_cpus or None, args.client_cpus or None
     # Refusals and timeouts are answers too: a request the server refuses must not hold a
     # client slot for long, so the client's own timeout is the server's deadline.
-    args.loadtest_extra = ["--threads", str(args.client_threads), "--timeout", "2s"]
+    args.loadtest_extra = ["--threads", str(args.client_threads), "--timeout", "2s",
+                           "--connections", str(args.client_connections)]
     args.plots, args.skip_load, args.rates = False, False, []
     args.fti_serve, args.loadtest = args.fti_serve.resolve(), args.loadtest.resolve()
     args.work_dir.mkdir(parents=True, exist_ok=True)
