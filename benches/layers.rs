@@ -8,6 +8,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod support;
+
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use fti_serve::app::App;
 use fti_serve::backend::Backend;
@@ -218,8 +220,8 @@ fn benches(c: &mut Criterion) {
 fn feast_layout(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = dir.path().join("models");
-    copy_dir(&repo_path("models"), &registry);
-    copy_dir(&registry.join("fraud/2"), &registry.join("fraud/3"));
+    support::copy_dir(&repo_path("models"), &registry);
+    support::copy_dir(&registry.join("fraud/2"), &registry.join("fraud/3"));
     let manifest = registry.join("fraud/3/manifest.toml");
     let mut m: toml::Table =
         toml::from_str(&std::fs::read_to_string(&manifest).expect("manifest")).expect("toml");
@@ -275,19 +277,6 @@ fn feast_layout(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         });
     }
     group.finish();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 /// Each transport's share of one request for model v2: decode the request off the wire

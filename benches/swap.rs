@@ -4,6 +4,8 @@
 //! state and a promotion every 100 ms between two identical copies of a model (only
 //! aliased versions resident, so every promotion loads, validates and warms a version).
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,24 +26,11 @@ fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
 /// A registry with `base` as production and an identical copy of it as version 9.
 fn registry(base: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&repo("models"), dir.path());
-    copy_dir(&dir.path().join(format!("fraud/{base}")), &dir.path().join("fraud/9"));
+    support::copy_dir(&repo("models"), dir.path());
+    support::copy_dir(&dir.path().join(format!("fraud/{base}")), &dir.path().join("fraud/9"));
     let manifest = dir.path().join("fraud/9/manifest.toml");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
     std::fs::write(&manifest, text.replace(&format!("version = {base}\n"), "version = 9\n")).expect("write");

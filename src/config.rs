@@ -179,7 +179,8 @@ pub enum StoreErrorPolicy {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[:password@]host:port[/db]`. May hold a password: never logged.
+    /// `redis://[:password@]host:port[/db]`, or a cluster:
+    /// `redis+cluster://[:password@]host:port[,host:port...]`. May hold a password: never logged.
     pub url: String,
     /// Deadline for one round trip (all groups and entities of a request).
     pub timeout_ms: u64,
@@ -462,11 +463,13 @@ impl Config {
             return invalid("registry.path", &message);
         }
         if self.store.kind == StoreKind::Redis {
-            if !(self.store.redis.url.starts_with("redis://")
-                || self.store.redis.url.starts_with("rediss://")
-                || self.store.redis.url.starts_with("unix://"))
-            {
-                return invalid("store.redis.url", "must start with redis://, rediss:// or unix://");
+            const SCHEMES: [&str; 5] =
+                ["redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://"];
+            if !SCHEMES.iter().any(|s| self.store.redis.url.starts_with(s)) {
+                return invalid(
+                    "store.redis.url",
+                    "must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://",
+                );
             }
             if self.store.redis.timeout_ms == 0 {
                 return invalid("store.redis.timeout_ms", "must be greater than 0");
@@ -480,7 +483,9 @@ impl Config {
                 return invalid("store.redis.password_file", &message);
             }
             if let Some(file) = &self.store.redis.ca_file {
-                if !self.store.redis.url.starts_with("rediss://") {
+                if !(self.store.redis.url.starts_with("rediss://")
+                    || self.store.redis.url.starts_with("rediss+cluster://"))
+                {
                     return invalid("store.redis.ca_file", "applies to rediss:// (TLS) URLs only");
                 }
                 if !file.is_file() {

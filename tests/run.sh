@@ -22,12 +22,9 @@ fi
 # Python packages the tests use (pinned): hadolint for the Dockerfile, onnxruntime for its
 # libonnxruntime (the ort backend), in a venv of their own.
 VENV=.venv-test
-if [ ! -x "$VENV/bin/hadolint" ] || ! cmp -s tests/requirements.txt "$VENV/requirements.txt"; then
-  echo "== preparing $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
-  cp tests/requirements.txt "$VENV/requirements.txt"
-fi
+# shellcheck source=tests/venv.sh
+. tests/venv.sh
+prepare_venv "$VENV" tests/requirements.txt hadolint
 
 # The ort backend's tests load ONNX Runtime from the pinned wheel's shared library.
 ORT_DYLIB_PATH=$(ls "$PWD"/$VENV/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)

@@ -10,29 +10,19 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 HERE=loadtest/compare
+# shellcheck source=tests/venv.sh
+. tests/venv.sh
 if [ "${1:-}" = "--feast" ]; then
   shift
-  # The venv of the Feast end-to-end test (tests/feast/run.sh, same logic): Feast 0.67.0
-  # with its Redis online store, pinned in tests/feast/requirements.txt.
+  # The venv of the Feast end-to-end test: Feast 0.67.0 with its Redis online store,
+  # pinned in tests/feast/requirements.txt.
   VENV=.venv-feast
-  REQUIREMENTS=tests/feast/requirements.txt
-  if [ ! -x "$VENV/bin/pytest" ] || ! cmp -s "$REQUIREMENTS" "$VENV/requirements.txt"; then
-    echo "== preparing $VENV"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-    cp "$REQUIREMENTS" "$VENV/requirements.txt"
-  fi
+  prepare_venv "$VENV" tests/feast/requirements.txt pytest
   exec "$VENV/bin/python" "$HERE/feast.py" "$@"
 fi
 
 VENV=$HERE/.venv
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt"; then
-  echo "== preparing $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
-  cp "$HERE/requirements.txt" "$VENV/requirements.txt"
-fi
+prepare_venv "$VENV" "$HERE/requirements.txt" python
 SCRIPT=run.py
 if [ "${1:-}" = "--overload" ]; then SCRIPT=overload.py; shift; fi
 exec "$VENV/bin/python" "$HERE/$SCRIPT" "$@"

@@ -10,14 +10,19 @@ use crate::features::feast_write::{Newest, TIMESTAMP_COLUMN, feast_hash};
 use crate::features::files::{FeatureFile, GroupSchema, group_schemas};
 use crate::features::memory::MemoryStore;
 use crate::features::redis::RedisStore;
+use crate::features::redis_cluster::{ClusterStore, is_cluster_url};
 use crate::registry::{Registry, VersionState};
 
 pub fn open(config: &Config, registry: &Registry) -> Result<Arc<dyn OnlineStore>, AppError> {
     match config.store.kind {
         StoreKind::Redis => {
-            let store = RedisStore::new(&redis_options(&config.store.redis)?)
-                .map_err(|e| AppError::Store(e.to_string()))?;
-            Ok(Arc::new(store))
+            let options = redis_options(&config.store.redis)?;
+            let store: Arc<dyn OnlineStore> = if is_cluster_url(&options.url) {
+                Arc::new(ClusterStore::new(&options).map_err(|e| AppError::Store(e.to_string()))?)
+            } else {
+                Arc::new(RedisStore::new(&options).map_err(|e| AppError::Store(e.to_string()))?)
+            };
+            Ok(store)
         }
         StoreKind::Memory => {
             let snapshot = registry.snapshot();

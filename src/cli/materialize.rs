@@ -4,13 +4,15 @@
 //! entity, Feast's keys, fields and value bytes).
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 use crate::features::feast_write::{FeastHash, Newest, feast_hash};
 use crate::features::files::{FeatureFile, FeatureRow, GroupSchema, group_schemas};
+use crate::features::redis::RedisOptions;
+use crate::features::redis_cluster::{cluster_client, is_cluster_url};
 use crate::registry::{Manifest, RegistryDir};
 use crate::secret::redact_url;
 
@@ -70,12 +72,8 @@ pub fn registry_schema(config: &Config, group: &str) -> Result<Option<GroupSchem
 pub async fn run(args: &MaterializeArgs, schema: GroupSchema) -> Result<MaterializeReport, MaterializeError> {
     let url = redact_url(&args.redis_url);
     let file = FeatureFile::open(&args.file, &schema).map_err(|e| MaterializeError::Setup(e.to_string()))?;
-    let client = redis::Client::open(args.redis_url.as_str())
-        .map_err(|e| MaterializeError::Setup(format!("invalid redis url {url}: {e}")))?;
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| MaterializeError::Setup(format!("cannot connect to redis {url}: {e}")))?;
+    let mut conn =
+        connect(&args.redis_url).await.map_err(|e| MaterializeError::Setup(format!("redis {url}: {e}")))?;
 
     let bar = progress_bar(args.progress, file.total_rows());
     let started = Instant::now();
@@ -141,34 +139,74 @@ enum Write {
     Feast(FeastHash),
 }
 
-async fn write_batch(
-    conn: &mut redis::aio::MultiplexedConnection,
-    prefix: &str,
-    group: &str,
-    rows: &[Write],
-) -> Result<(), String> {
+/// A single Redis, or a cluster (`redis+cluster://`).
+enum Conn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+async fn connect(url: &str) -> Result<Conn, String> {
+    if is_cluster_url(url) {
+        let options = RedisOptions {
+            url: url.to_string(),
+            password: None,
+            ca_pem: None,
+            timeout: Duration::from_secs(10),
+        };
+        let client = cluster_client(&options)?;
+        let conn = client.get_async_connection().await.map_err(|e| format!("cannot connect: {e}"))?;
+        return Ok(Conn::Cluster(conn));
+    }
+    let client = redis::Client::open(url).map_err(|e| format!("invalid url: {e}"))?;
+    let conn = client.get_multiplexed_async_connection().await.map_err(|e| format!("cannot connect: {e}"))?;
+    Ok(Conn::Single(conn))
+}
+
+/// One row's commands: written whole or not at all (`MULTI` … `EXEC` on its one key).
+fn row_commands(pipe: &mut redis::Pipeline, prefix: &str, group: &str, row: &Write) {
+    match row {
+        Write::Native(row) => {
+            let key = format!("{prefix}{group}:{}", row.entity);
+            if !row.set.is_empty() {
+                pipe.cmd("HSET").arg(&key).arg(&row.set).ignore();
+            }
+            if !row.unset.is_empty() {
+                pipe.cmd("HDEL").arg(&key).arg(&row.unset).ignore();
+            }
+        }
+        Write::Feast(hash) => {
+            pipe.cmd("HSET").arg(&hash.key).arg(&hash.fields).ignore();
+        }
+    }
+}
+
+async fn write_batch(conn: &mut Conn, prefix: &str, group: &str, rows: &[Write]) -> Result<(), String> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for row in rows {
-        match row {
-            Write::Native(row) => {
-                let key = format!("{prefix}{group}:{}", row.entity);
-                if !row.set.is_empty() {
-                    pipe.cmd("HSET").arg(&key).arg(&row.set).ignore();
-                }
-                if !row.unset.is_empty() {
-                    pipe.cmd("HDEL").arg(&key).arg(&row.unset).ignore();
-                }
+    match conn {
+        // One atomic pipeline for the batch.
+        Conn::Single(conn) => {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for row in rows {
+                row_commands(&mut pipe, prefix, group, row);
             }
-            Write::Feast(hash) => {
-                pipe.cmd("HSET").arg(&hash.key).arg(&hash.fields).ignore();
-            }
+            pipe.query_async::<()>(conn).await.map_err(|e| e.to_string())
+        }
+        // A cluster cannot run a transaction across slots: each row atomically on its
+        // key's node, the batch's rows at once.
+        Conn::Cluster(conn) => {
+            let writes = rows.iter().map(|row| {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                row_commands(&mut pipe, prefix, group, row);
+                let mut conn = conn.clone();
+                async move { pipe.query_async::<()>(&mut conn).await }
+            });
+            futures_util::future::try_join_all(writes).await.map(drop).map_err(|e| e.to_string())
         }
     }
-    pipe.query_async::<()>(conn).await.map_err(|e| e.to_string())
 }
 
 fn progress_bar(visible: bool, total: Option<u64>) -> ProgressBar {

@@ -1,5 +1,5 @@
 //! Features: what a model version reads ([`view`]), where precomputed values live
-//! ([`store`]: [`redis`], [`memory`]) and in which layout (native, or Feast's: [`feast`]),
+//! ([`store`]: [`redis`], [`redis_cluster`], [`memory`]) and in which layout (native, or Feast's: [`feast`]),
 //! the cache in front ([`cache`]), the per-request fetch ([`service`]) and feature files
 //! ([`files`]).
 
@@ -10,6 +10,7 @@ pub mod feast_write;
 pub mod files;
 pub mod memory;
 pub mod redis;
+pub mod redis_cluster;
 pub mod service;
 pub mod store;
 pub mod value;

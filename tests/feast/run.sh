@@ -10,13 +10,9 @@ cd "$(dirname "$0")/../.."
 
 HERE=tests/feast
 VENV=.venv-feast
-if [ ! -x "$VENV/bin/pytest" ] || ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt"; then
-  echo "== preparing $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
-  cp "$HERE/requirements.txt" "$VENV/requirements.txt"
-fi
+# shellcheck source=tests/venv.sh
+. tests/venv.sh
+prepare_venv "$VENV" "$HERE/requirements.txt" pytest
 command -v redis-server >/dev/null 2>&1 || { echo "tests/feast/run.sh: redis-server is not on PATH" >&2; exit 1; }
 echo "== Feast's Redis online store read by fti-serve (pytest)"
 export FTI_SERVE_BIN="${FTI_SERVE_BIN:-$PWD/target/debug/fti-serve}"

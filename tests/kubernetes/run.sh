@@ -18,13 +18,9 @@ HERE=tests/kubernetes
 DIR=deploy/kubernetes
 K8S_VERSION=1.37.0
 VENV=.venv-k8s
-if [ ! -x "$VENV/bin/checkov" ] || ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.txt"; then
-  echo "== preparing $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
-  cp "$HERE/requirements.txt" "$VENV/requirements.txt"
-fi
+# shellcheck source=tests/venv.sh
+. tests/venv.sh
+prepare_venv "$VENV" "$HERE/requirements.txt" checkov
 PY="$VENV/bin/python"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
