@@ -20,52 +20,82 @@ const PASSWORD: &str = "cluster-secret-0123";
 /// Three cluster-enabled redis-servers joined into one cluster (all slots covered).
 struct Cluster {
     nodes: Vec<Redis>,
+    /// The certificate of a TLS cluster (clients, the bus and replication all over TLS).
+    tls: Option<(std::path::PathBuf, tempfile::TempDir)>,
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        Cluster::start_with(3, 0)
+        Cluster::start_with(3, 0, false)
     }
 
     /// `primaries` primaries, each with `replicas` replicas; a primary that stops
-    /// answering for a second is failed over.
-    fn start_with(primaries: usize, replicas: usize) -> Cluster {
+    /// answering for a second is failed over. With `tls`, every connection is TLS.
+    fn start_with(primaries: usize, replicas: usize, tls: bool) -> Cluster {
+        let tls = tls.then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            (common::self_signed_cert(dir.path()).0, dir)
+        });
+        let tls_args: Vec<String> = match &tls {
+            None => Vec::new(),
+            Some((cert, dir)) => {
+                let (cert, key) =
+                    (cert.display().to_string(), dir.path().join("key.pem").display().to_string());
+                [
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    "{port}",
+                    "--tls-cert-file",
+                    &cert,
+                    "--tls-key-file",
+                    &key,
+                    "--tls-ca-cert-file",
+                    &cert,
+                    "--tls-auth-clients",
+                    "no",
+                    "--tls-cluster",
+                    "yes",
+                    "--tls-replication",
+                    "yes",
+                ]
+                .map(String::from)
+                .to_vec()
+            }
+        };
         let nodes: Vec<Redis> = (0..primaries * (1 + replicas))
             .map(|_| {
                 // The cluster bus gets a port of its own (redis 7: cluster-port), so that
                 // port + 10000 need not be free.
                 let bus = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-                Redis::start_with(
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-port",
-                        &bus,
-                        "--requirepass",
-                        PASSWORD,
-                        "--masterauth",
-                        PASSWORD,
-                        "--cluster-node-timeout",
-                        "1000",
-                    ],
-                    false,
-                )
+                let mut args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+                args.extend_from_slice(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-port",
+                    &bus,
+                    "--requirepass",
+                    PASSWORD,
+                    "--masterauth",
+                    PASSWORD,
+                    "--cluster-node-timeout",
+                    "1000",
+                ]);
+                Redis::start_with(&args, false)
             })
             .collect();
-        let mut args = vec![
-            "-a".to_string(),
-            PASSWORD.into(),
-            "--no-auth-warning".into(),
-            "--cluster".into(),
-            "create".into(),
-        ];
+        let mut args: Vec<String> = ["-a", PASSWORD, "--no-auth-warning"].map(String::from).to_vec();
+        if let Some((cert, _)) = &tls {
+            args.extend(["--tls".to_string(), "--cacert".into(), cert.display().to_string()]);
+        }
+        args.extend(["--cluster".to_string(), "create".into()]);
         args.extend(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
         args.extend(["--cluster-replicas".to_string(), replicas.to_string(), "--cluster-yes".to_string()]);
         let out = Command::new("redis-cli").args(&args).output().expect("redis-cli");
         assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
-        let cluster = Cluster { nodes };
+        let cluster = Cluster { nodes, tls };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cluster
             .nodes
@@ -79,21 +109,20 @@ impl Cluster {
     }
 
     fn cli(&self, port: u16, command: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-a", PASSWORD, "--no-auth-warning", "-p", &port.to_string()])
-            .args(command)
-            .output()
-            .expect("redis-cli");
+        let mut cli = Command::new("redis-cli");
+        cli.args(["-a", PASSWORD, "--no-auth-warning", "-p", &port.to_string()]);
+        if let Some((cert, _)) = &self.tls {
+            cli.arg("--tls").arg("--cacert").arg(cert);
+        }
+        let out = cli.args(command).output().expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `redis+cluster://` with the password and two of the three nodes as seeds (the
     /// third is discovered).
     fn url(&self) -> String {
-        format!(
-            "redis+cluster://:{PASSWORD}@127.0.0.1:{},127.0.0.1:{}",
-            self.nodes[0].port, self.nodes[1].port
-        )
+        let scheme = if self.tls.is_some() { "rediss+cluster" } else { "redis+cluster" };
+        format!("{scheme}://:{PASSWORD}@127.0.0.1:{},127.0.0.1:{}", self.nodes[0].port, self.nodes[1].port)
     }
 
     /// Waits until every replica's link to its primary is up (a replica that never
@@ -234,7 +263,7 @@ async fn a_wrong_cluster_password_is_not_ready_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_fails_over_to_its_replica_and_serving_recovers_without_a_restart() {
-    let mut cluster = Cluster::start_with(3, 1);
+    let mut cluster = Cluster::start_with(3, 1, false);
     common::materialize_into(&cluster.url()).await;
     let mut config = cluster_config(cluster.url());
     config.store.redis.timeout_ms = 200;
@@ -294,4 +323,42 @@ async fn a_primary_killed_fails_over_to_its_replica_and_serving_recovers_without
         assert_eq!(status, 200, "row {i} after the failover: {body}");
         assert_outputs(&body["outputs"], &g.outputs, &format!("row {i} after the failover"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_tls_serves_with_the_configured_ca_and_not_without_it() {
+    let cluster = Cluster::start_with(3, 0, true);
+    let (cert, _) = cluster.tls.as_ref().unwrap();
+    let mut config = cluster_config(cluster.url());
+    config.store.redis.ca_file = Some(cert.clone());
+    // One card's activity, written over TLS by the server's own cluster client.
+    let options = fti_serve::features::redis::RedisOptions {
+        url: cluster.url(),
+        password: None,
+        ca_pem: Some(std::fs::read(cert).unwrap()),
+        timeout: Duration::from_secs(5),
+    };
+    let client = fti_serve::features::redis_cluster::cluster_client(&options).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    let g = &golden("fraud", 2)[0];
+    let card = g.request["entities"]["cc_num"].as_str().unwrap().to_string();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("fti:card_activity:{card}"))
+        .arg(&["txn_count_1h", "3", "txn_count_24h", "7"][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let server = Server::start(&config).await;
+    let ready =
+        common::eventually(Duration::from_secs(20), async || server.get("/health/ready").await.0 == 200);
+    assert!(ready.await.is_some(), "not ready against the TLS cluster");
+    let mut request = g.request.clone();
+    request["return_features"] = true.into();
+    let (status, body) = server.post("/v1/models/fraud/versions/2/predict", &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["features"]["txn_count_1h"], 3.0, "{body}");
+
+    config.store.redis.ca_file = None;
+    let untrusting = Server::start(&config).await;
+    assert_eq!(untrusting.get("/health/ready").await.0, 503, "a TLS cluster it cannot verify is not ready");
 }
