@@ -6,6 +6,8 @@
 # `--overload` first: the overload benchmark (overload.py) instead of the comparison.
 # `--feast` first: fti-serve reading Feast's Redis online store against `feast serve`
 # (feast.py), run with .venv-feast, prepared as tests/feast/run.sh does.
+# `--cluster` first: fti-serve with one Redis against fti-serve with a Redis Cluster of
+# 3 primaries (cluster.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,4 +27,5 @@ VENV=$HERE/.venv
 prepare_venv "$VENV" "$HERE/requirements.txt" python
 SCRIPT=run.py
 if [ "${1:-}" = "--overload" ]; then SCRIPT=overload.py; shift; fi
+if [ "${1:-}" = "--cluster" ]; then SCRIPT=cluster.py; shift; fi
 exec "$VENV/bin/python" "$HERE/$SCRIPT" "$@"
