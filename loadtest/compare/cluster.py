@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 import run as base
+from fmt import fmt_err, fmt_ms, fmt_rps, mean
 
 HERE = base.HERE
 REPO = base.REPO
@@ -270,30 +271,16 @@ def summary(result: dict | None) -> dict:
             "steal_s": result.get("steal_s"), "error": result.get("error")}
 
 
-def mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
 
 
-def fmt_ms(us):
-    return "—" if us is None else f"{us / 1000:.3f}" if us < 10_000 else f"{us / 1000:.1f}"
 
 
-def fmt_rps(v):
-    return "—" if v is None else f"{v:,.0f}"
 
 
 def fmt_num(v, digits):
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def fmt_err(s):
-    if s.get("error_rate") is None:
-        return "—"
-    text = f"{s['error_rate'] * 100:.2f} %"
-    if s.get("errors"):
-        text += " (" + ", ".join(f"{k} {v:,}" for k, v in s["errors"].items()) + ")"
-    return text
 
 
 def fmt_ratio(a, b):

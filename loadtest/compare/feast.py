@@ -54,6 +54,7 @@ import tomllib
 from pathlib import Path
 
 import run as base
+from fmt import fmt_err, fmt_ms, fmt_rps, mean
 
 HERE = base.HERE
 REPO = base.REPO
@@ -448,9 +449,6 @@ def summaries(results: dict) -> dict:
     return p
 
 
-def mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
 
 
 def verdicts(results: dict) -> dict:
@@ -476,8 +474,6 @@ def verdicts(results: dict) -> dict:
     return out
 
 
-def fmt_ms(us):
-    return "—" if us is None else f"{us / 1000:.3f}" if us < 10_000 else f"{us / 1000:.1f}"
 
 
 def fmt_ratio(r):
@@ -603,19 +599,12 @@ def cross_check_text(cc: dict) -> str:
     return text + "."
 
 
-def fmt_rps(v):
-    return "—" if v is None else f"{v:,.0f}"
 
 
 def fmt_num(v, digits):
     return "—" if v is None else f"{v:,.{digits}f}"
 
 
-def fmt_err(s):
-    if s.get("error_rate") is None:
-        return "—"
-    return f"{s['error_rate'] * 100:.2f} %" + (
-        " (" + ", ".join(f"{k} {n:,}" for k, n in s["errors"].items()) + ")" if s.get("errors") else "")
 
 
 # ----------------------------------------------------------------------------- main
