@@ -1,5 +1,6 @@
-//! tract-onnx backend: the graph is typed and optimised once at load with a symbolic batch
-//! dimension, so one plan serves every batch size. tract's ONNX register is extended with
+//! tract-onnx backend: the graph is typed and optimised at load twice: with a symbolic
+//! batch dimension, so one plan serves every batch size, and for one row, the most common
+//! request, whose plan tract can specialise (fixed shapes, no symbolic arithmetic). tract's ONNX register is extended with
 //! our ai.onnx.ml operators ([`super::onnx_ml`]); a graph with an operator neither has is
 //! refused at load, naming it.
 
@@ -12,6 +13,8 @@ use super::{Backend, BackendError, BackendKind, Tensor, TensorData};
 
 pub struct TractBackend {
     plan: std::sync::Arc<TypedRunnableModel>,
+    /// The same graph for exactly one row.
+    single: std::sync::Arc<TypedRunnableModel>,
     width: usize,
     outputs: Vec<String>,
 }
@@ -36,14 +39,11 @@ impl TractBackend {
                 unsupported.join(", ")
             )));
         }
-        let mut model = framework.model_for_proto_model(&proto).map_err(load)?;
+        let model = framework.model_for_proto_model(&proto).map_err(load)?;
 
         let inputs = model.input_outlets().map_err(load)?.to_vec();
         let names: Vec<&str> = inputs.iter().map(|o| model.node(o.node).name.as_str()).collect();
         super::check_single_input(&names, input_name)?;
-        let batch = model.sym("batch");
-        let fact = InferenceFact::dt_shape(DatumType::F32, tvec![batch.to_dim(), width.to_dim()]);
-        model.set_input_fact(0, fact).map_err(load)?;
 
         let outputs: Vec<String> = model
             .output_outlets()
@@ -51,11 +51,21 @@ impl TractBackend {
             .iter()
             .map(|&o| model.outlet_label(o).unwrap_or(&model.node(o.node).name).to_string())
             .collect();
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| BackendError::Load(explain_load_error(&format!("{e:#}"), width)))?;
-        Ok(TractBackend { plan, width, outputs })
+        let plan_for = |mut model: tract_onnx::prelude::InferenceModel, batch: Option<usize>| {
+            let rows = match batch {
+                Some(rows) => rows.to_dim(),
+                None => model.sym("batch").to_dim(),
+            };
+            let fact = InferenceFact::dt_shape(DatumType::F32, tvec![rows, width.to_dim()]);
+            model
+                .set_input_fact(0, fact)
+                .and_then(|()| model.into_optimized())
+                .and_then(|m| m.into_runnable())
+                .map_err(|e| BackendError::Load(explain_load_error(&format!("{e:#}"), width)))
+        };
+        let single = plan_for(model.clone(), Some(1))?;
+        let plan = plan_for(model, None)?;
+        Ok(TractBackend { plan, single, width, outputs })
     }
 }
 
@@ -89,7 +99,8 @@ impl Backend for TractBackend {
             )));
         }
         let tensor = TractTensor::from_shape(&[rows, self.width], input).map_err(run)?;
-        let outputs = self.plan.run(tvec![tensor.into()]);
+        let plan = if rows == 1 { &self.single } else { &self.plan };
+        let outputs = plan.run(tvec![tensor.into()]);
         clear_upper_vector_state();
         outputs.map_err(run)?.into_iter().map(|value| convert(&value.into_tensor())).collect()
     }
