@@ -355,12 +355,7 @@ async fn a_cluster_over_tls_serves_with_the_configured_ca_and_not_without_it() {
     let mut conn = client.get_async_connection().await.unwrap();
     let g = &golden("fraud", 2)[0];
     let card = g.request["entities"]["cc_num"].as_str().unwrap().to_string();
-    let _: () = redis::cmd("HSET")
-        .arg(format!("fti:card_activity:{card}"))
-        .arg(&["txn_count_1h", "3", "txn_count_24h", "7"][..])
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    common::write_card_activity(&mut conn, &card).await;
     let server = Server::start(&config).await;
     let ready =
         common::eventually(Duration::from_secs(20), async || server.get("/health/ready").await.0 == 200);
@@ -374,4 +369,14 @@ async fn a_cluster_over_tls_serves_with_the_configured_ca_and_not_without_it() {
     config.store.redis.ca_file = None;
     let untrusting = Server::start(&config).await;
     assert_eq!(untrusting.get("/health/ready").await.0, 503, "a TLS cluster it cannot verify is not ready");
+}
+
+#[tokio::test]
+async fn a_cluster_url_without_a_port_is_refused_naming_the_key() {
+    let Err(err) = fti_serve::app::App::build(&cluster_config("redis+cluster://127.0.0.1".into())).await
+    else {
+        panic!("a cluster URL without a port was accepted");
+    };
+    let message = err.to_string();
+    assert!(message.contains("store.redis.url") && message.contains("host:port"), "{message}");
 }

@@ -280,12 +280,7 @@ async fn redis_over_tls_with_a_generated_certificate() {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let request = valid();
     let card = request["entities"]["cc_num"].as_str().unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(format!("fti:card_activity:{card}"))
-        .arg(&["txn_count_1h", "3", "txn_count_24h", "7"][..])
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    common::write_card_activity(&mut conn, card).await;
 
     let mut config = redis_config(&redis);
     config.store.redis.url = url;

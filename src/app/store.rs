@@ -18,7 +18,11 @@ pub fn open(config: &Config, registry: &Registry) -> Result<Arc<dyn OnlineStore>
         StoreKind::Redis => {
             let options = redis_options(&config.store.redis)?;
             let store: Arc<dyn OnlineStore> = if is_cluster_url(&options.url) {
-                Arc::new(ClusterStore::new(&options).map_err(|e| AppError::Store(e.to_string()))?)
+                // Only the URL can make a cluster client fail to build.
+                Arc::new(
+                    ClusterStore::new(&options)
+                        .map_err(|e| AppError::Config(format!("store.redis.url: {e}")))?,
+                )
             } else {
                 Arc::new(RedisStore::new(&options).map_err(|e| AppError::Store(e.to_string()))?)
             };

@@ -47,29 +47,50 @@ pub enum KeyType {
     Int32,
 }
 
+/// A join key value as the request sent it, typed as its key declares.
+enum KeyValue<'a> {
+    String(&'a str),
+    Int64(i64),
+    Int32(i32),
+}
+
 impl KeyType {
-    /// Appends a join key value (as a request sends it, text) as Feast serializes it:
-    /// type tag, length, bytes.
-    pub fn encode(self, value: &str, out: &mut Vec<u8>) -> Result<(), String> {
+    /// Whether `value` (text, as a request sends it) is a value of this join key; the error
+    /// says what was expected. Requests are checked with it before any lookup.
+    pub fn check(self, value: &str) -> Result<(), String> {
+        self.parse(value).map(drop)
+    }
+
+    fn parse(self, value: &str) -> Result<KeyValue<'_>, String> {
         match self {
-            KeyType::String => {
+            KeyType::String => Ok(KeyValue::String(value)),
+            KeyType::Int64 => value
+                .trim()
+                .parse()
+                .map(KeyValue::Int64)
+                .map_err(|_| format!("a Feast int64 join key: expected an integer, got {value:?}")),
+            KeyType::Int32 => value
+                .trim()
+                .parse()
+                .map(KeyValue::Int32)
+                .map_err(|_| format!("a Feast int32 join key: expected a 32-bit integer, got {value:?}")),
+        }
+    }
+
+    /// Appends a join key value as Feast serializes it: type tag, length, bytes.
+    fn encode(self, value: &str, out: &mut Vec<u8>) -> Result<(), String> {
+        match self.parse(value)? {
+            KeyValue::String(s) => {
                 push_u32(out, TAG_STRING);
-                push_u32(out, value.len() as u32);
-                out.extend_from_slice(value.as_bytes());
+                push_u32(out, s.len() as u32);
+                out.extend_from_slice(s.as_bytes());
             }
-            KeyType::Int64 => {
-                let n: i64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("a Feast int64 join key: expected an integer, got {value:?}"))?;
+            KeyValue::Int64(n) => {
                 push_u32(out, TAG_INT64);
                 push_u32(out, 8);
                 out.extend_from_slice(&n.to_le_bytes());
             }
-            KeyType::Int32 => {
-                let n: i32 = value.trim().parse().map_err(|_| {
-                    format!("a Feast int32 join key: expected a 32-bit integer, got {value:?}")
-                })?;
+            KeyValue::Int32(n) => {
                 push_u32(out, TAG_INT32);
                 push_u32(out, 4);
                 out.extend_from_slice(&n.to_le_bytes());

@@ -130,15 +130,15 @@ impl FeatureService {
         let mut entities = Vec::with_capacity(values.len());
         let mut pending = Vec::new();
         let mut lookups = Vec::new();
-        for (r, entity_values) in rows.iter().enumerate() {
+        for entity_values in rows {
             for plan in &view.groups {
                 let index = entities.len();
-                let key =
-                    plan.store_key(&self.prefix, &view.entities, entity_values).map_err(|(name, m)| {
-                        let row = if rows.len() > 1 { format!("rows[{r}].") } else { String::new() };
-                        Error::invalid(format!("{row}entities.{name}"), m)
-                    })?;
-                entities.push(plan.entity_key(entity_values));
+                let entity = plan.entity_key(entity_values);
+                // The view checked the request's join keys already (resolve_entities).
+                let key = plan
+                    .store_key(&self.prefix, &view.entities, entity_values, &entity)
+                    .map_err(|(name, m)| Error::invalid(format!("entities.{name}"), m))?;
+                entities.push(entity);
                 let ttl = self.cache_options.ttl_for(&plan.name);
                 if let (Some(cache), false) = (&self.cache, ttl.is_zero()) {
                     let cache_key = (plan.id, key);

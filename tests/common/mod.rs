@@ -559,3 +559,14 @@ pub fn self_signed_cert(dir: &Path) -> (PathBuf, PathBuf) {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     (cert, key)
 }
+
+/// Writes one card's activity (`txn_count_1h` 3, `txn_count_24h` 7) in the native layout,
+/// over any async connection (TLS, a cluster): a value the test then sees served.
+pub async fn write_card_activity(conn: &mut impl redis::aio::ConnectionLike, card: &str) {
+    let _: () = redis::cmd("HSET")
+        .arg(format!("fti:card_activity:{card}"))
+        .arg(&["txn_count_1h", "3", "txn_count_24h", "7"][..])
+        .query_async(conn)
+        .await
+        .unwrap();
+}

@@ -34,7 +34,7 @@ impl FeatureView {
         for plan in &self.groups {
             if let Layout::Feast(keys) = &plan.layout {
                 for (&e, ty) in plan.key_entities.iter().zip(&keys.key_types) {
-                    ty.encode(&values[e], &mut Vec::new())
+                    ty.check(&values[e])
                         .map_err(|m| Error::invalid(format!("{path}entities.{}", self.entities[e]), m))?;
                 }
             }

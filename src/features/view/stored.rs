@@ -32,18 +32,19 @@ impl GroupPlan {
     }
 
     /// The full store key of one row (`entities` in the view's entity order, `names`
-    /// the view's entity names). Natively `<prefix><group>:<entity key>`; Feast's keys
-    /// have no prefix. Fails, naming the entity, on a value a Feast integer join key
-    /// cannot take.
+    /// the view's entity names, `entity` this group's [`GroupPlan::entity_key`] of them).
+    /// Natively `<prefix><group>:<entity key>`; Feast's keys have no prefix. Fails, naming
+    /// the entity, on a value a Feast integer join key cannot take (requests are checked
+    /// for that earlier, in `resolve_entities`).
     pub fn store_key(
         &self,
         prefix: &str,
         names: &[String],
         entities: &[String],
+        entity: &str,
     ) -> Result<Vec<u8>, (String, String)> {
         match &self.layout {
             Layout::Native => {
-                let entity = self.entity_key(entities);
                 let mut key = Vec::with_capacity(prefix.len() + self.name.len() + 1 + entity.len());
                 key.extend_from_slice(prefix.as_bytes());
                 key.extend_from_slice(self.name.as_bytes());
