@@ -111,6 +111,115 @@ pub struct RegistryConfig {
     pub poll_interval_ms: u64,
     /// Watch the registry for file-system events (off: poll only).
     pub watch: bool,
+    /// Take versions and aliases from an MLflow Model Registry; `path` is then the local
+    /// cache the versions are downloaded into (docs/mlflow.md).
+    pub mlflow: Option<MlflowConfig>,
+}
+
+/// An MLflow tracking server as the registry source.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlflowConfig {
+    /// `http://host:port` or `https://...` of the tracking server (REST API and the
+    /// artifact proxy).
+    pub tracking_uri: String,
+    /// How often aliases are read from MLflow: a move there is served within this.
+    pub poll_interval_ms: u64,
+    /// Connect and read deadline of each call to MLflow.
+    pub timeout_ms: u64,
+    /// Largest version (all its files together) that is downloaded.
+    pub max_version_bytes: u64,
+    /// MLflow alias -> fti-serve alias (e.g. `champion = "production"`). Empty: every
+    /// MLflow alias is followed under its own name. Set: only these are followed, and
+    /// `models promote --alias A` sets the MLflow alias mapped to `A`.
+    pub aliases: BTreeMap<String, String>,
+    /// Bearer token (Databricks-style or an auth proxy); not with `username`.
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    /// HTTP basic auth (`mlflow server --app-name basic-auth`).
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for MlflowConfig {
+    fn default() -> Self {
+        MlflowConfig {
+            tracking_uri: String::new(),
+            poll_interval_ms: 5_000,
+            timeout_ms: 10_000,
+            max_version_bytes: 4 << 30,
+            aliases: BTreeMap::new(),
+            token: None,
+            token_file: None,
+            username: None,
+            password: None,
+            password_file: None,
+        }
+    }
+}
+
+impl fmt::Debug for MlflowConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MlflowConfig")
+            .field("tracking_uri", &redact_url(&self.tracking_uri))
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("aliases", &self.aliases)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How fti-serve authenticates to MLflow.
+#[derive(Debug, Clone)]
+pub enum MlflowAuth {
+    None,
+    Bearer(Secret),
+    Basic { username: String, password: Secret },
+}
+
+impl MlflowConfig {
+    /// The credentials, read from their files where so configured.
+    pub fn auth(&self) -> Result<MlflowAuth, ConfigError> {
+        let file = |key: &str, path: &Path| {
+            Secret::read_file(path).map_err(|message| ConfigError::Invalid { key: key.into(), message })
+        };
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(path)) => Some(file("registry.mlflow.token_file", path)?),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "registry.mlflow.token_file".into(),
+                    message: "set either token or token_file, not both".into(),
+                });
+            }
+        };
+        let password = match (&self.password, &self.password_file) {
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(path)) => Some(file("registry.mlflow.password_file", path)?),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "registry.mlflow.password_file".into(),
+                    message: "set either password or password_file, not both".into(),
+                });
+            }
+        };
+        match (token, &self.username, password) {
+            (None, None, None) => Ok(MlflowAuth::None),
+            (Some(t), None, None) => Ok(MlflowAuth::Bearer(t)),
+            (None, Some(u), Some(p)) => Ok(MlflowAuth::Basic { username: u.clone(), password: p }),
+            (Some(_), _, _) => Err(ConfigError::Invalid {
+                key: "registry.mlflow.token".into(),
+                message: "set either a token or a username and password, not both".into(),
+            }),
+            (None, _, _) => Err(ConfigError::Invalid {
+                key: "registry.mlflow.username".into(),
+                message: "basic auth needs both username and password (or password_file)".into(),
+            }),
+        }
+    }
 }
 
 impl Default for RegistryConfig {
@@ -121,6 +230,7 @@ impl Default for RegistryConfig {
             keep_latest: 2,
             poll_interval_ms: 1_000,
             watch: true,
+            mlflow: None,
         }
     }
 }
@@ -401,10 +511,20 @@ impl Config {
         if let Some(lib) = &mut self.ort.library {
             resolve(lib);
         }
-        for file in
-            [&mut self.admin.token_file, &mut self.store.redis.password_file, &mut self.store.redis.ca_file]
-                .into_iter()
-                .flatten()
+        let mlflow = self.registry.mlflow.as_mut();
+        let (mlflow_token, mlflow_password) = match mlflow {
+            Some(m) => (m.token_file.as_mut(), m.password_file.as_mut()),
+            None => (None, None),
+        };
+        for file in [
+            self.admin.token_file.as_mut(),
+            self.store.redis.password_file.as_mut(),
+            self.store.redis.ca_file.as_mut(),
+            mlflow_token,
+            mlflow_password,
+        ]
+        .into_iter()
+        .flatten()
         {
             resolve(file);
         }
@@ -458,7 +578,9 @@ impl Config {
                 Err(message) => return invalid("admin.token_file", &message),
             }
         }
-        if !self.registry.path.is_dir() {
+        if let Some(mlflow) = &self.registry.mlflow {
+            Self::validate_mlflow(mlflow, &self.registry.models)?;
+        } else if !self.registry.path.is_dir() {
             let message = format!("directory {} does not exist", self.registry.path.display());
             return invalid("registry.path", &message);
         }
@@ -507,6 +629,48 @@ impl Config {
         }
         Ok(())
     }
+
+    fn validate_mlflow(mlflow: &MlflowConfig, models: &[String]) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &str, message: &str| Err(ConfigError::Invalid { key: key.into(), message: message.into() });
+        let uri = &mlflow.tracking_uri;
+        if !(uri.starts_with("http://") || uri.starts_with("https://")) || uri.len() <= "https://".len() {
+            return invalid("registry.mlflow.tracking_uri", "must be an http:// or https:// URL");
+        }
+        if models.is_empty() {
+            return invalid("registry.models", "must name the registered models to serve from MLflow");
+        }
+        if mlflow.poll_interval_ms == 0 || mlflow.timeout_ms == 0 {
+            return invalid(
+                "registry.mlflow.poll_interval_ms",
+                "intervals and timeouts must be greater than 0",
+            );
+        }
+        if mlflow.max_version_bytes == 0 {
+            return invalid("registry.mlflow.max_version_bytes", "must be greater than 0");
+        }
+        let alias_ok = |a: &str| {
+            !a.is_empty()
+                && a.len() <= 64
+                && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        let mut targets = std::collections::BTreeSet::new();
+        for (from, to) in &mlflow.aliases {
+            if !alias_ok(from) || !alias_ok(to) {
+                return invalid(
+                    &format!("registry.mlflow.aliases.{from}"),
+                    "aliases are letters, digits, - and _",
+                );
+            }
+            if !targets.insert(to) {
+                return invalid(
+                    &format!("registry.mlflow.aliases.{from}"),
+                    &format!("two MLflow aliases map to {to:?}"),
+                );
+            }
+        }
+        mlflow.auth().map(drop)
+    }
 }
 
 #[cfg(test)]
@@ -532,6 +696,37 @@ mod tests {
         config.store.redis.url = "http://x".into();
         let err = config.validate().expect_err("must fail");
         assert!(err.to_string().contains("store.redis.url"), "{err}");
+    }
+
+    #[test]
+    fn mlflow_source_is_checked() {
+        let mut config = Config::default();
+        config.registry.path = std::env::temp_dir().join("fti-serve-no-such-cache");
+        config.registry.mlflow = Some(MlflowConfig { tracking_uri: "ftp://x".into(), ..Default::default() });
+        let err = config.validate().expect_err("bad scheme");
+        assert!(err.to_string().contains("registry.mlflow.tracking_uri"), "{err}");
+
+        let mlflow = MlflowConfig { tracking_uri: "http://127.0.0.1:5000".into(), ..Default::default() };
+        config.registry.mlflow = Some(mlflow.clone());
+        let err = config.validate().expect_err("no models");
+        assert!(err.to_string().contains("registry.models"), "{err}");
+
+        // The cache directory need not exist: it is created.
+        config.registry.models = vec!["fraud".into()];
+        config.validate().expect("valid");
+
+        let aliases =
+            BTreeMap::from([("champion".into(), "production".into()), ("gold".into(), "production".into())]);
+        config.registry.mlflow = Some(MlflowConfig { aliases, ..mlflow.clone() });
+        let err = config.validate().expect_err("two aliases onto one");
+        assert!(err.to_string().contains("registry.mlflow.aliases"), "{err}");
+
+        config.registry.mlflow = Some(MlflowConfig { username: Some("u".into()), ..mlflow.clone() });
+        let err = config.validate().expect_err("no password");
+        assert!(err.to_string().contains("registry.mlflow.username"), "{err}");
+
+        let secret = MlflowConfig { password: Some(Secret::new("hunter2")), ..mlflow };
+        assert!(!format!("{secret:?}").contains("hunter2"));
     }
 
     #[test]

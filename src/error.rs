@@ -64,6 +64,11 @@ pub enum Error {
     /// Reading or writing registry state failed (I/O, a corrupt state file).
     #[error("registry: {0}")]
     Registry(String),
+
+    /// The registry source (an MLflow tracking server) was unreachable or refused the
+    /// call; nothing was changed.
+    #[error("registry source: {0}")]
+    RegistrySource(String),
 }
 
 impl Error {
@@ -91,6 +96,7 @@ impl Error {
             Error::AliasUnchanged { .. } => "alias_unchanged",
             Error::NothingToRollBack { .. } => "nothing_to_roll_back",
             Error::Registry(_) => "registry_error",
+            Error::RegistrySource(_) => "registry_source_error",
         }
     }
 }

@@ -253,13 +253,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn models(args: ModelsCmd) -> anyhow::Result<()> {
     use fti_serve::cli::models;
     use fti_serve::registry::RegistryDir;
+    use fti_serve::registry::mlflow::Mlflow;
 
     let config = match (&args.config.config, &args.registry) {
         (Some(file), _) => Config::load(Some(file))?,
         (None, _) => Config::default(),
     };
     let options = fti_serve::app::load_options(&config);
-    let dir = RegistryDir::new(args.registry.unwrap_or(config.registry.path));
+    let dir = RegistryDir::new(args.registry.unwrap_or(config.registry.path.clone()));
+    // With an MLflow source the directory is its cache: bring it up to date first, and
+    // make moves in MLflow too.
+    let runtime = runtime()?;
+    let source = match &config.registry.mlflow {
+        Some(mlflow) => {
+            let _entered = runtime.enter();
+            let metrics = fti_serve::metrics::Metrics::new();
+            let models = config.registry.models.clone();
+            let source = Mlflow::new(mlflow, models, dir.clone(), runtime.handle().clone(), metrics)
+                .map_err(anyhow::Error::msg)?;
+            runtime.block_on(source.sync());
+            if let Some(error) = source.status().error {
+                eprintln!("warning: MLflow: {error}; showing the local cache");
+            }
+            Some(source)
+        }
+        None => None,
+    };
+    let source = source.as_ref();
     let moved = |o: fti_serve::registry::lifecycle::MoveOutcome| {
         let from = o.from.map_or_else(|| "nothing".to_string(), |v| format!("version {v}"));
         println!("{}: alias {} moved from {from} to version {} ({:?})", o.model, o.alias, o.to, o.action);
@@ -269,10 +289,11 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
         ModelsAction::Show { model } => print!("{}", models::show(&dir, &model)?),
         ModelsAction::History { model } => print!("{}", models::history(&dir, &model)?),
         ModelsAction::Promote { model, version, alias, reason } => {
-            moved(models::move_alias(&dir, &model, Move::Promote(version), &alias, &reason, &options)?);
+            let action = Move::Promote(version);
+            moved(models::move_alias(&dir, &model, action, &alias, &reason, &options, source)?);
         }
         ModelsAction::Rollback { model, alias, reason } => {
-            moved(models::move_alias(&dir, &model, Move::Rollback, &alias, &reason, &options)?);
+            moved(models::move_alias(&dir, &model, Move::Rollback, &alias, &reason, &options, source)?);
         }
     }
     Ok(())

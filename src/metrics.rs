@@ -24,6 +24,9 @@ pub const ADMIN_AUTH_FAILURES_TOTAL: &str = "fti_admin_auth_failures_total";
 pub const REQUESTS_SHED_TOTAL: &str = "fti_requests_shed_total";
 pub const REQUESTS_IN_FLIGHT: &str = "fti_requests_in_flight";
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "fti_connections_refused_total";
+pub const REGISTRY_SOURCE_UP: &str = "fti_registry_source_up";
+pub const REGISTRY_SOURCE_SYNCS_TOTAL: &str = "fti_registry_source_syncs_total";
+pub const REGISTRY_SOURCE_DOWNLOADS_TOTAL: &str = "fti_registry_source_downloads_total";
 
 /// The `model` label of requests for a model that is not served.
 pub const UNKNOWN_MODEL: &str = "_unknown";
@@ -63,6 +66,9 @@ pub struct Metrics {
     pub shed: IntCounter,
     pub in_flight: IntGauge,
     pub connections_refused: IntCounterVec,
+    pub registry_source_up: IntGauge,
+    pub registry_source_syncs: IntCounterVec,
+    pub registry_source_downloads: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,6 +134,16 @@ impl Metrics {
             "Admin API requests refused for a missing or wrong bearer token, by reason.",
             &["reason"],
         );
+        let registry_source_syncs = counter(
+            REGISTRY_SOURCE_SYNCS_TOTAL,
+            "Rounds of reading the registry source (MLflow), by result (ok, error).",
+            &["result"],
+        );
+        let registry_source_downloads = counter(
+            REGISTRY_SOURCE_DOWNLOADS_TOTAL,
+            "Model versions downloaded from the registry source into the cache, by result (ok, error).",
+            &["result"],
+        );
         // Metrics without labels: one series each.
         let register = |metric: Box<dyn prometheus::core::Collector>| {
             registry.register(metric).expect("metric registered once");
@@ -158,6 +174,12 @@ impl Metrics {
         let store_up = IntGauge::new(STORE_UP, "1 when the online store answered its last health ping.")
             .expect("static metric definition");
         register(Box::new(store_up.clone()));
+        let registry_source_up = IntGauge::new(
+            REGISTRY_SOURCE_UP,
+            "1 when the last call to the registry source (MLflow) reached it; 0 also when none is configured.",
+        )
+        .expect("static metric definition");
+        register(Box::new(registry_source_up.clone()));
         let model_version_info = IntGaugeVec::new(
             Opts::new(MODEL_VERSION_INFO, "1 per loaded model version, with its backend and aliases."),
             &["model", "version", "backend", "aliases"],
@@ -190,6 +212,9 @@ impl Metrics {
             shed,
             in_flight,
             connections_refused,
+            registry_source_up,
+            registry_source_syncs,
+            registry_source_downloads,
         }
     }
 

@@ -21,8 +21,12 @@ const MEASURED: usize = 100;
 #[test]
 fn rss_stays_bounded_over_promotion_cycles() {
     let dir = common::registry_copy();
-    let options =
-        RegistryOptions { models: vec!["fraud".into()], keep_latest: 0, load: LoadOptions::default() };
+    let options = RegistryOptions {
+        models: vec!["fraud".into()],
+        keep_latest: 0,
+        load: LoadOptions::default(),
+        source: None,
+    };
     let metrics = Metrics::new();
     let registry = Registry::new(RegistryDir::new(dir.path()), options, metrics.clone());
     registry.reconcile().unwrap();
@@ -31,8 +35,10 @@ fn rss_stays_bounded_over_promotion_cycles() {
     let cycle = |n: usize| {
         for _ in 0..n {
             for action in [Move::Promote(1), Move::Rollback] {
-                move_alias(registry.dir(), "fraud", action, &request, |v| registry.ensure_loaded("fraud", v))
-                    .unwrap();
+                move_alias(registry.dir(), "fraud", action, &request, None, |v| {
+                    registry.ensure_loaded("fraud", v)
+                })
+                .unwrap();
                 registry.reconcile().unwrap();
                 let snapshot = registry.snapshot();
                 assert_eq!(

@@ -48,4 +48,5 @@ FTI_SERVE_BIN="$PWD/target/debug/fti-serve" "$VENV/bin/pytest" -q -p no:cachepro
 echo "== the example's on-demand features against an independent reference (pytest)"
 "$VENV/bin/pytest" -q -p no:cacheprovider tests/example
 bash tests/feast/run.sh
+bash tests/mlflow/run.sh
 bash tests/kubernetes/run.sh

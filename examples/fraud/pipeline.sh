@@ -4,6 +4,9 @@
 #   features.py  point-in-time training features   -> build/training_base.csv
 #                online snapshot                   -> data/features/card_{profile,activity}.{csv,parquet}
 #   train.py     fti-serve transform + training    -> models/fraud/{1,2}/, models/fraud/state.toml
+#   register_mlflow.py (only when MLFLOW_TRACKING_URI is set) -> each version registered in
+#                MLflow as model "fraud", the production alias on the version state.toml names
+#                (needs the mlflow client: MLFLOW_PYTHON, default .venv-mlflow/bin/python)
 # Needs the venv (python3 -m venv .venv && .venv/bin/pip install -r examples/fraud/requirements.txt)
 # and an fti-serve binary: FTI_SERVE_BIN, default target/debug/fti-serve (cargo build).
 set -euo pipefail
@@ -17,3 +20,13 @@ cd "$HERE"
 "$PY" generate.py
 "$PY" features.py
 "$PY" train.py
+if [ -n "${MLFLOW_TRACKING_URI:-}" ]; then
+  MLFLOW_PY="${MLFLOW_PYTHON:-$REPO/.venv-mlflow/bin/python}"
+  production=$(sed -n 's/^production = \([0-9]*\)/\1/p' "$REPO/models/fraud/state.toml")
+  for dir in "$REPO"/models/fraud/[0-9]*/; do
+    v=$(basename "$dir")
+    alias_args=()
+    [ "$v" = "$production" ] && alias_args=(--alias production)
+    "$MLFLOW_PY" register_mlflow.py --tracking-uri "$MLFLOW_TRACKING_URI" --model-name fraud "$dir" "${alias_args[@]}"
+  done
+fi

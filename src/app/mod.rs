@@ -1,9 +1,10 @@
-//! Wiring: turn the config into each module's options ([`options`]), open the online
-//! store ([`store`]), build the shared state, serve HTTP and gRPC, and shut down with a
+//! Wiring: turn the config into each module's options ([`options`]), connect the
+//! registry's source ([`source`]), open the online store ([`store`]), build the shared state, serve HTTP and gRPC, and shut down with a
 //! drain ([`run`]). Nothing below this module reads the config.
 
 mod options;
 mod run;
+mod source;
 mod store;
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use crate::grpc::GrpcOptions;
 use crate::http::HttpOptions;
 use crate::metrics::Metrics;
 use crate::predict::{Limits, Predictor};
-use crate::registry::{Registry, RegistryDir, RegistryOptions, watch};
+use crate::registry::{Registry, RegistryDir, RegistryOptions, mlflow, watch};
 
 pub use options::{load_options, redis_options};
 pub use run::run;
@@ -68,13 +69,18 @@ impl App {
     /// Loads the registry, opens the online store and starts its health checks.
     pub async fn build(config: &Config) -> Result<App, AppError> {
         let metrics = Metrics::new();
+        let dir = RegistryDir::new(&config.registry.path);
+        let source = match &config.registry.mlflow {
+            Some(mlflow) => Some(Arc::new(source::mlflow(mlflow, config, &dir, &metrics).await?)),
+            None => None,
+        };
         let options = RegistryOptions {
             models: config.registry.models.clone(),
             keep_latest: config.registry.keep_latest,
             load: options::load_options(config),
+            source: source.clone(),
         };
-        let registry =
-            Arc::new(Registry::new(RegistryDir::new(&config.registry.path), options, metrics.clone()));
+        let registry = Arc::new(Registry::new(dir, options, metrics.clone()));
         let (registry, store) = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || -> Result<_, AppError> {
@@ -90,6 +96,10 @@ impl App {
             Duration::from_millis(config.registry.poll_interval_ms),
             config.registry.watch,
         );
+        let mut background = vec![watcher];
+        if let Some(source) = source {
+            background.push(mlflow::poll::spawn(Arc::clone(&registry), source));
+        }
 
         let on_error = match config.store.on_error {
             StoreErrorPolicy::Fail => OnStoreError::Fail,
@@ -118,6 +128,7 @@ impl App {
             let predictor = predictor.clone();
             tokio::spawn(async move { predictor.watch_store(interval).await })
         };
+        background.push(health);
         let admin_token = config.admin_token().map_err(|e| AppError::Config(e.to_string()))?;
         Ok(App {
             predictor,
@@ -125,7 +136,7 @@ impl App {
             http: HttpOptions { admin_token },
             grpc: options::grpc_options(config),
             connections: options::connection_limits(config),
-            background: vec![health, watcher],
+            background,
         })
     }
 

@@ -2,10 +2,13 @@
 //! no running server: replicas pick changes up by watching the registry. `promote`
 //! loads and validates the version first (checksum, feature view, graph, warm-up), like
 //! a server would, so a version that would be refused never becomes an alias target.
+//! With an MLflow source, the directory is its cache: `list`, `show` and `history` read
+//! it after a sync, and `promote`/`rollback` set the alias in MLflow as well.
 
 use crate::Error;
 use crate::metrics::Metrics;
 use crate::registry::lifecycle::{self, Move, MoveOutcome, MoveRequest};
+use crate::registry::mlflow::Mlflow;
 use crate::registry::{LoadOptions, Manifest, RegistryDir, load};
 use std::fmt::Write as _;
 
@@ -77,9 +80,10 @@ pub fn move_alias(
     alias: &str,
     reason: &str,
     options: &LoadOptions,
+    source: Option<&Mlflow>,
 ) -> Result<MoveOutcome, Error> {
     let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
-    lifecycle::move_alias(dir, model, action, &request, |v| {
+    lifecycle::move_alias(dir, model, action, &request, source, |v| {
         load::load_version(&dir.version_dir(model, v), model, v, options, &Metrics::new()).map(drop)
     })
 }

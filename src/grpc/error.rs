@@ -18,6 +18,7 @@ pub fn status_of(error: &Error) -> Code {
         Error::Timeout(_) => Code::DeadlineExceeded,
         Error::Overloaded { .. } => Code::ResourceExhausted,
         Error::Inference { .. } | Error::Registry(_) => Code::Internal,
+        Error::RegistrySource(_) => Code::Unavailable,
         Error::VersionRefused { .. } | Error::AliasUnchanged { .. } | Error::NothingToRollBack { .. } => {
             Code::FailedPrecondition
         }

@@ -51,6 +51,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         Error::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Inference { .. } | Error::Registry(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::RegistrySource(_) => StatusCode::BAD_GATEWAY,
         Error::VersionRefused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::AliasUnchanged { .. } | Error::NothingToRollBack { .. } => StatusCode::CONFLICT,
     }
@@ -75,7 +76,8 @@ impl From<Error> for ApiError {
             | Error::VersionRefused { .. }
             | Error::AliasUnchanged { .. }
             | Error::NothingToRollBack { .. }
-            | Error::Registry(_) => None,
+            | Error::Registry(_)
+            | Error::RegistrySource(_) => None,
         };
         ApiError {
             status: status_of(&error),

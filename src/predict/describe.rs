@@ -10,6 +10,7 @@ use super::predictor::Predictor;
 use crate::Error;
 use crate::backend::TensorMeta;
 use crate::features::DType;
+use crate::registry::mlflow::SourceStatus;
 use crate::registry::{ModelEntry, ModelVersion, Target, VersionState};
 
 /// `/health/ready`: every served model has a loaded production version and the online
@@ -21,6 +22,10 @@ pub struct Readiness {
     pub draining: bool,
     pub models: BTreeMap<String, bool>,
     pub store: StoreStatus,
+    /// The MLflow source, when the registry has one. Not part of `ready`: the cached
+    /// versions serve while it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_source: Option<SourceStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,6 +144,7 @@ impl Predictor {
             draining,
             models,
             store: StoreStatus { up, store: self.0.features.describe() },
+            registry_source: self.0.registry.source().map(|s| s.status()),
         }
     }
 

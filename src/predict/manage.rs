@@ -61,7 +61,8 @@ impl Predictor {
         let model = model.to_string();
         let outcome = self
             .on_registry("alias move", move |registry| {
-                let outcome = lifecycle::move_alias(registry.dir(), &model, action, &request, |v| {
+                let source = registry.source();
+                let outcome = lifecycle::move_alias(registry.dir(), &model, action, &request, source, |v| {
                     registry.ensure_loaded(&model, v)
                 })?;
                 // Swap this replica now; the others follow through the registry watcher.

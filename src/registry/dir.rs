@@ -4,6 +4,8 @@
 //! <root>/<model>/state.toml                 aliases (production, canary, ...) + history
 //! <root>/<model>/<version>/manifest.toml    what the version is; its feature view
 //! <root>/<model>/<version>/model.onnx       the graph (sha256 in the manifest)
+//! <root>/<model>/<version>/mlflow-source.toml  where the version came from, when it was
+//!                                            downloaded from MLflow (registry::mlflow)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,10 @@ pub fn check_model_name(name: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// Written into a version downloaded from an MLflow source: MLflow's model name and
+/// version number are then the version's identity, whatever the manifest's `[model]` says.
+pub const MLFLOW_SOURCE_FILE: &str = "mlflow-source.toml";
 
 /// Names, sizes and modification times of a version's files.
 pub type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;

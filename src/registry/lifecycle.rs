@@ -2,10 +2,13 @@
 //! directory directly) and the admin API (which also swaps the served snapshot). The
 //! version is validated while the model's state lock is held, and the state is written
 //! only after validation succeeded, so a broken version never changes the registry.
+//! With an MLflow source, the move is made in MLflow too, under the same lock, before the
+//! cache's state is written.
 
 use serde::Serialize;
 
 use super::RegistryDir;
+use super::mlflow::Mlflow;
 use super::state::{Action, ModelState, StateLock};
 use crate::Error;
 
@@ -64,25 +67,37 @@ pub fn read_state(dir: &RegistryDir, model: &str) -> Result<ModelState, Error> {
 }
 
 /// Moves an alias. `validate` loads and checks the target version (checksum, feature
-/// view, graph, warm-up) and runs under the state lock; its error refuses the move.
+/// view, graph, warm-up) and runs under the state lock; its error refuses the move. With
+/// `source`, the cache first follows MLflow's aliases as they are, the target version is
+/// downloaded, and the alias is set in MLflow once the version validated.
 pub fn move_alias(
     dir: &RegistryDir,
     model: &str,
     action: Move,
     request: &MoveRequest,
+    source: Option<&Mlflow>,
     validate: impl FnOnce(u64) -> Result<(), String>,
 ) -> Result<MoveOutcome, Error> {
     check_model(model)?;
     check_alias(&request.alias)?;
+    if let Some(source) = source {
+        source.prepare_model(model)?;
+    }
     let model_dir = dir.model_dir(model);
     if !model_dir.is_dir() {
         return Err(Error::ModelNotFound { model: model.to_string() });
     }
     let lock = StateLock::acquire(&model_dir).map_err(Error::Registry)?;
     let mut state = read_state(dir, model)?;
+    if let Some(source) = source {
+        source.pull(model, &mut state)?;
+    }
     let current = state.aliases.get(&request.alias).copied();
     let (target, recorded) = match action {
         Move::Promote(version) => {
+            if let Some(source) = source {
+                source.fetch_version(model, version)?;
+            }
             let versions = dir.versions(model).map_err(registry_error)?;
             if !versions.contains(&version) {
                 return Err(Error::VersionNotFound { model: model.to_string(), version });
@@ -99,6 +114,9 @@ pub fn move_alias(
             }
         },
     };
+    if let (Some(source), Move::Rollback) = (source, action) {
+        source.fetch_version(model, target)?;
+    }
     if current == Some(target) {
         return Err(Error::AliasUnchanged {
             model: model.to_string(),
@@ -111,6 +129,9 @@ pub fn move_alias(
         version: target,
         reason,
     })?;
+    if let Some(source) = source {
+        source.publish(model, &request.alias, target)?;
+    }
     let from = state.record(&request.alias, recorded, target, &request.by, &request.reason);
     lock.write(&state).map_err(Error::Registry)?;
     let at = state.history.last().map(|m| m.at.clone()).unwrap_or_default();

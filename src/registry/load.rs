@@ -44,7 +44,9 @@ pub fn load_version(
     metrics: &Metrics,
 ) -> Result<ModelVersion, String> {
     let manifest = Manifest::read(&dir.join("manifest.toml"))?;
-    if manifest.model.name != model || manifest.model.version != version {
+    // MLflow numbers the versions it registers: a downloaded version is what MLflow says.
+    let from_mlflow = dir.join(super::dir::MLFLOW_SOURCE_FILE).is_file();
+    if !from_mlflow && (manifest.model.name != model || manifest.model.version != version) {
         return Err(format!(
             "manifest says {} version {}, but it sits in {}",
             manifest.model.name,

@@ -1,7 +1,8 @@
 //! The model registry: a directory of versioned models ([`dir`]), what each replica
 //! serves from it ([`snapshot`], kept in step by [`reconcile`] and [`watch`]), how one
 //! version is loaded, checked and warmed ([`load`], on the [`load_thread`]), and how
-//! operators move aliases ([`lifecycle`], recorded in [`state`]).
+//! operators move aliases ([`lifecycle`], recorded in [`state`]). With an MLflow Model
+//! Registry as the source ([`mlflow`]), the directory is a local cache kept in step with it.
 //!
 //! A request loads one snapshot and finishes on it, whatever is swapped in meanwhile; a
 //! version is dropped when the last snapshot and request holding it are gone.
@@ -12,6 +13,7 @@ pub mod lifecycle;
 pub mod load;
 mod load_thread;
 pub mod manifest;
+pub mod mlflow;
 pub mod outputs;
 pub mod reconcile;
 pub mod snapshot;

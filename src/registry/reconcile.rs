@@ -13,6 +13,7 @@ use super::gauges;
 use super::lifecycle;
 use super::load::LoadOptions;
 use super::load_thread::LoadThread;
+use super::mlflow::Mlflow;
 use super::snapshot::{ModelEntry, Snapshot, VersionState};
 use super::version::ModelVersion;
 use crate::Error;
@@ -25,6 +26,8 @@ pub struct RegistryOptions {
     /// Besides aliased versions, keep this many of the newest versions loaded.
     pub keep_latest: usize,
     pub load: LoadOptions,
+    /// Where versions and aliases come from when it is not the directory alone.
+    pub source: Option<Arc<Mlflow>>,
 }
 
 /// What survives between reconciles besides the snapshot: refusals, versions preloaded
@@ -72,6 +75,11 @@ impl Registry {
 
     pub fn dir(&self) -> &RegistryDir {
         &self.dir
+    }
+
+    /// The MLflow source the directory mirrors, if any.
+    pub fn source(&self) -> Option<&Mlflow> {
+        self.options.source.as_deref()
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
