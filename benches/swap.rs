@@ -139,6 +139,7 @@ fn main() {
             let body: Value = serde_json::from_str::<Value>(golden.lines().next().expect("line"))
                 .expect("json")["request"]
                 .clone();
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let http = reqwest::Client::new();
             println!(
                 "model version {base} vs an identical copy, {CLIENTS} closed-loop clients, {PHASE:?} phases"

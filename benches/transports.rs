@@ -73,6 +73,7 @@ fn main() {
         let request = line["request"].clone();
         let input: Vec<f32> = line["input"].as_array().expect("input").iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect();
 
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let url = format!("http://{http_addr}/v1/models/fraud/versions/1/predict");
         let http_predict = measure(|| {

@@ -176,7 +176,7 @@ impl Metrics {
         register(Box::new(store_up.clone()));
         let registry_source_up = IntGauge::new(
             REGISTRY_SOURCE_UP,
-            "1 when the last call to the registry source (MLflow) reached it; 0 also when none is configured.",
+            "1 when the registry source (MLflow) answered the last round (reachable, credentials accepted); 0 also when none is configured.",
         )
         .expect("static metric definition");
         register(Box::new(registry_source_up.clone()));

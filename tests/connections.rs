@@ -56,7 +56,7 @@ async fn thousands_of_slow_clients_are_closed_on_time_while_others_are_served() 
         &example(),
         &[("FTI__SERVER__HEADER_READ_TIMEOUT_MS", "20000"), ("FTI__SERVER__MAX_CONNECTIONS", "5000")],
     );
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     assert_eq!(
         http.post(server.url("/v1/models/fraud/predict")).json(&valid()).send().await.unwrap().status(),
         200
@@ -141,11 +141,11 @@ async fn the_connection_cap_and_the_grpc_preface_deadline_hold() {
     drop(idle);
     // Once they are gone (closed by us or by the idle timeout), clients are served again.
     let served = common::eventually(Duration::from_secs(10), async || {
-        reqwest::get(server.url("/health/live")).await.is_ok_and(|r| r.status() == 200)
+        common::http_client().get(server.url("/health/live")).send().await.is_ok_and(|r| r.status() == 200)
     })
     .await;
     assert!(served.is_some());
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = common::http_client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"fti_connections_refused_total{transport="http"}"#), "{metrics}");
 
     // gRPC: a connection that never sends the HTTP/2 preface is closed after the header
@@ -194,6 +194,7 @@ async fn sigterm_drains_without_failing_an_accepted_request() {
     );
     // Steady load until readiness turns 503, as a load balancer would see it: every one of
     // these requests must be answered 200.
+    common::install_crypto();
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let not_ready = Arc::new(AtomicBool::new(false));
     let (ok, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(std::sync::Mutex::new(Vec::new())));

@@ -64,7 +64,7 @@ async fn replicas_follow_a_cli_promotion() {
     )
     .unwrap();
     let replicas = [spawn_replica(&config, false), spawn_replica(&config, true)];
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     for r in &replicas {
         let up =
             common::eventually(Duration::from_secs(60), async || production(&http, r).await == Some(2)).await;

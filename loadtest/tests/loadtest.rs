@@ -212,6 +212,7 @@ async fn a_promotion_during_the_run_is_seen_and_marked_on_the_plot() {
         json.display(),
         svg.display()
     ))));
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while answered_by(&http, &url, "2").await < BEFORE {

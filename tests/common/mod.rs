@@ -195,6 +195,17 @@ pub fn redis_config(redis: &Redis) -> Config {
     config
 }
 
+/// An HTTP client for the tests. reqwest's TLS (for the MLflow source) uses rustls with
+/// the crypto provider the server installs, ring; a client built first needs it too.
+pub fn http_client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::new()
+}
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The server in-process on a free loopback port; shut down on drop.
 pub struct Server {
     pub addr: SocketAddr,
@@ -220,7 +231,7 @@ impl Server {
         app.spawn_grpc(grpc, async {
             let _ = grpc_rx.await;
         });
-        Server { addr, grpc_addr, app, shutdown: Some(tx), http: reqwest::Client::new() }
+        Server { addr, grpc_addr, app, shutdown: Some(tx), http: http_client() }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -2,8 +2,11 @@
 requirements.txt, SQLite backend store, local artifact store behind the server's artifact
 proxy) on a free loopback port, versions registered with the example's
 examples/fraud/register_mlflow.py, and fti-serve (FTI_SERVE_BIN, default
-target/debug/fti-serve) serving from it with the embedded feature store. Every process
+target/debug/fti-serve) serving from it with the embedded feature store. An MlflowServer
+can also run as `mlflow server --app-name basic-auth` (the mlflow[auth] extra), its
+registrations and client calls then made with its admin credentials. Every process
 started here is stopped by its fixture's finalizer."""
+import contextlib
 import json
 import os
 import signal
@@ -67,25 +70,48 @@ def http(method, url, body=None, headers=None, timeout=10):
 
 
 class MlflowServer:
-    """`mlflow server` in its own process group, restartable on the same port and store."""
+    """`mlflow server` in its own process group, restartable on the same port and store.
+    With `basic_auth=(user, password)` it runs as `--app-name basic-auth`, that user its
+    admin (its user store, auth.db, and ini in the work directory)."""
 
-    def __init__(self, work):
+    def __init__(self, work, basic_auth=None):
         self.work = Path(work)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
         self.starts = 0
+        self.basic_auth = basic_auth
+
+    def credentials_env(self):
+        """The mlflow client's environment variables for this server's credentials."""
+        if not self.basic_auth:
+            return {}
+        user, password = self.basic_auth
+        return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
 
     def start(self, timeout=120):
         self.starts += 1
         log = self.work / f"server-{self.starts}.log"
         env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        auth_args = []
+        if self.basic_auth:
+            user, password = self.basic_auth
+            ini = self.work / "basic_auth.ini"
+            ini.write_text(f"""[mlflow]
+default_permission = READ
+database_uri = sqlite:///{self.work}/auth.db
+admin_username = {user}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+""")
+            env.update(MLFLOW_AUTH_CONFIG_PATH=str(ini), MLFLOW_AUTH_ADMIN_PASSWORD=password,
+                       MLFLOW_FLASK_SERVER_SECRET_KEY="fti-serve-mlflow-test-secret")
+            auth_args = ["--app-name", "basic-auth"]
         mlflow = Path(sys.executable).parent / "mlflow"
         self.proc = subprocess.Popen(
             [str(mlflow), "server",
              "--backend-store-uri", f"sqlite:///{self.work}/db.sqlite",
              "--artifacts-destination", str(self.work / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", *auth_args],
             stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, cwd=self.work,
             start_new_session=True)
 
@@ -111,15 +137,33 @@ class MlflowServer:
         # The port is closed once the group is gone.
         wait_for(lambda: not port_open(self.port), 20, "mlflow's port to close")
 
+    @contextlib.contextmanager
+    def credentials(self):
+        """This server's credentials in the mlflow client's environment (read per request),
+        for the duration of the block only."""
+        env = self.credentials_env()
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
     def client(self):
         from mlflow import MlflowClient
         return MlflowClient(self.url)
 
     def alias(self, model, alias):
-        return int(self.client().get_model_version_by_alias(model, alias).version)
+        with self.credentials():
+            return int(self.client().get_model_version_by_alias(model, alias).version)
 
     def set_alias(self, model, alias, version):
-        self.client().set_registered_model_alias(model, alias, str(version))
+        with self.credentials():
+            self.client().set_registered_model_alias(model, alias, str(version))
 
 
 def port_open(port):
@@ -144,16 +188,22 @@ def register(server, model, version_dir, alias=None):
             str(version_dir)]
     if alias:
         args += ["--alias", alias]
-    out = subprocess.run(args, check=True, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(args, check=True, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, **server.credentials_env()))
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def write_config(path, cache, mlflow_url, models, aliases=None, poll_ms=200):
-    """An fti-serve config with the embedded feature store and MLflow as the registry."""
+def write_config(path, cache, mlflow_url, models, aliases=None, poll_ms=200, mlflow_extra=(),
+                 store_keys=None):
+    """An fti-serve config with the embedded feature store and MLflow as the registry;
+    mlflow_extra: more lines of its [registry.mlflow] table (credentials); store_keys: the
+    feature files' key columns, needed when no model is loaded at start (an empty cache)."""
     data = REPO / "examples" / "fraud" / "data" / "features"
     alias_table = ""
     if aliases:
         alias_table = "aliases = { " + ", ".join(f'{k} = "{v}"' for k, v in aliases.items()) + " }\n"
+    extra = "".join(f"{line}\n" for line in mlflow_extra)
+    keys = f"keys = {json.dumps(store_keys)}" if store_keys else ""
     http_port, grpc_port = free_port(), free_port()
     path.write_text(f"""
 [server]
@@ -168,7 +218,7 @@ keep_latest = 0
 tracking_uri = "{mlflow_url}"
 poll_interval_ms = {poll_ms}
 timeout_ms = 2000
-{alias_table}
+{alias_table}{extra}
 [admin]
 token = "{ADMIN_TOKEN}"
 [store]
@@ -176,9 +226,11 @@ kind = "memory"
 [[store.memory.files]]
 group = "card_profile"
 path = "{data / 'card_profile.parquet'}"
+{keys}
 [[store.memory.files]]
 group = "card_activity"
 path = "{data / 'card_activity.parquet'}"
+{keys}
 """)
     return f"http://127.0.0.1:{http_port}"
 
@@ -223,10 +275,11 @@ def fti_serve(tmp_path):
     """Starts fti-serve processes on demand; stops them all at the end."""
     started = []
 
-    def start(mlflow_url, models, aliases=None, cache=None):
+    def start(mlflow_url, models, aliases=None, cache=None, mlflow_extra=(), store_keys=None):
         cache = cache or tmp_path / "cache"
         config = tmp_path / f"fti-{len(started)}.toml"
-        url = write_config(config, cache, mlflow_url, models, aliases)
+        url = write_config(config, cache, mlflow_url, models, aliases, mlflow_extra=mlflow_extra,
+                           store_keys=store_keys)
         server = FtiServe(config, url, tmp_path / f"fti-{len(started)}.log")
         started.append(server)
         return server
@@ -234,6 +287,18 @@ def fti_serve(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+def serving(server, model, version):
+    """A predict answered by `version` (polled: the move lands within the poll interval)."""
+    request = {"entities": {"cc_num": "4111000000000001"},
+               "features": {"amount": 12.5, "lat": 59.3, "lon": 18.0, "ts": 1764000000,
+                            "merchant_category": "online"}}
+
+    def answered():
+        status, body = server.predict(request, model)
+        return status == 200 and body["version"] == version
+    wait_for(answered, 30, f"{model} to be served by version {version}")
 
 
 def golden(version):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The MLflow registry-source test (tests/mlflow/test_mlflow_registry.py): a real
-# `mlflow server` (pinned in requirements.txt; SQLite backend store, local artifact store,
-# loopback port) is fti-serve's registry. Prepares .venv-mlflow from requirements.txt when
+# The MLflow registry-source tests (tests/mlflow/test_mlflow_registry.py, and
+# test_mlflow_auth.py with `--app-name basic-auth`): a real `mlflow server` (pinned in
+# requirements.txt; SQLite backend store, local artifact store, loopback port) is
+# fti-serve's registry. Prepares .venv-mlflow from requirements.txt when
 # it is missing or out of date, then runs pytest with it. Needs a built fti-serve:
 # FTI_SERVE_BIN, default target/debug/fti-serve.
 set -euo pipefail

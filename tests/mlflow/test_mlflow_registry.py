@@ -9,19 +9,7 @@ import shutil
 from pathlib import Path
 
 from conftest import (ADMIN_TOKEN, REPO, Load, MlflowServer, assert_goldens, http, register,
-                      wait_for)
-
-
-def serving(server, model, version):
-    """A predict answered by `version` (polled: the move lands within the poll interval)."""
-    request = {"entities": {"cc_num": "4111000000000001"},
-               "features": {"amount": 12.5, "lat": 59.3, "lon": 18.0, "ts": 1764000000,
-                            "merchant_category": "online"}}
-
-    def answered():
-        status, body = server.predict(request, model)
-        return status == 200 and body["version"] == version
-    wait_for(answered, 30, f"{model} to be served by version {version}")
+                      serving, wait_for)
 
 
 def metric(server, name):

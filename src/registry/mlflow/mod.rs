@@ -33,7 +33,7 @@ pub struct SourceStatus {
     pub kind: &'static str,
     /// Where, without credentials.
     pub uri: String,
-    /// The last call reached MLflow.
+    /// MLflow answered the last round (reachable, credentials accepted).
     pub up: bool,
     /// When every model was last read from MLflow without an error (RFC 3339).
     pub last_sync_at: Option<String>,
@@ -124,7 +124,9 @@ impl Mlflow {
             match self.sync_model(model).await {
                 Ok(m) => moved |= m,
                 Err(e) => {
-                    up &= !matches!(e, MlflowError::Unreachable { .. });
+                    // A model MLflow does not know is that model's error; anything else
+                    // (unreachable, credentials refused) means MLflow is not usable.
+                    up &= matches!(e, MlflowError::NotFound { .. });
                     errors.push(format!("{model}: {e}"));
                 }
             }
