@@ -135,6 +135,58 @@ enum ModelsAction {
     },
     /// Every alias move of a model.
     History { model: String },
+    /// A canary on an alias: a second version taking a share of its traffic.
+    Canary {
+        #[command(subcommand)]
+        step: CanaryCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CanaryCmd {
+    /// Send WEIGHT (0 < WEIGHT < 1) of the alias's requests to VERSION, after loading and
+    /// validating it.
+    Start {
+        model: String,
+        version: u64,
+        #[arg(long)]
+        weight: f64,
+        /// One entity, one version: assign by a hash of the request's entity key.
+        #[arg(long)]
+        sticky: bool,
+        /// With --sticky: the entity key hashed (default: the request's first).
+        #[arg(long, requires = "sticky")]
+        sticky_key: Option<String>,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Change the canary's share.
+    Weight {
+        model: String,
+        weight: f64,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Move the alias to the canary (all traffic) and end the canary.
+    Promote {
+        model: String,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// End the canary; the alias keeps its version.
+    Abort {
+        model: String,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Args)]
@@ -294,6 +346,39 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
         }
         ModelsAction::Rollback { model, alias, reason } => {
             moved(models::move_alias(&dir, &model, Move::Rollback, &alias, &reason, &options, source)?);
+        }
+        ModelsAction::Canary { step } => {
+            use fti_serve::registry::canary::CanaryStep;
+            use fti_serve::registry::rollout::Assignment;
+            let (model, step, alias, reason) = match step {
+                CanaryCmd::Start { model, version, weight, sticky, sticky_key, alias, reason } => {
+                    let assignment = if sticky { Assignment::Sticky } else { Assignment::Random };
+                    (model, CanaryStep::Start { version, weight, assignment, sticky_key }, alias, reason)
+                }
+                CanaryCmd::Weight { model, weight, alias, reason } => {
+                    (model, CanaryStep::Weight(weight), alias, reason)
+                }
+                CanaryCmd::Promote { model, alias, reason } => (model, CanaryStep::Promote, alias, reason),
+                CanaryCmd::Abort { model, alias, reason } => (model, CanaryStep::Abort, alias, reason),
+            };
+            let o = models::canary(&dir, &model, step, &alias, &reason, &options, source)?;
+            match &o.rollout {
+                Some(r) => println!(
+                    "{}: alias {} serves version {}, canary version {} at {}%",
+                    o.model,
+                    o.alias,
+                    o.stable,
+                    r.canary,
+                    r.weight * 100.0
+                ),
+                None => println!(
+                    "{}: alias {} serves version {}, no canary ({})",
+                    o.model,
+                    o.alias,
+                    o.stable,
+                    o.action.label()
+                ),
+            }
         }
     }
     Ok(())

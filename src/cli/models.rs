@@ -7,8 +7,10 @@
 
 use crate::Error;
 use crate::metrics::Metrics;
+use crate::registry::canary::{self, CanaryOutcome, CanaryStep};
 use crate::registry::lifecycle::{self, Move, MoveOutcome, MoveRequest};
 use crate::registry::mlflow::Mlflow;
+use crate::registry::rollout::Assignment;
 use crate::registry::{LoadOptions, Manifest, RegistryDir, load};
 use std::fmt::Write as _;
 
@@ -40,6 +42,22 @@ pub fn show(dir: &RegistryDir, model: &str) -> Result<String, Error> {
     let mut out = format!("model {model}\n");
     for (alias, v) in &state.aliases {
         let _ = writeln!(out, "  alias {alias} -> {v}");
+        if let Some(r) = state.rollouts.get(alias) {
+            let sticky = match (&r.assignment, &r.sticky_key) {
+                (Assignment::Random, _) => "random".to_string(),
+                (Assignment::Sticky, key) => {
+                    format!("sticky by {}", key.as_deref().unwrap_or("the first entity"))
+                }
+            };
+            let _ = writeln!(
+                out,
+                "    canary -> {} at {}% ({sticky}), since {} by {}",
+                r.canary,
+                r.weight * 100.0,
+                r.started_at,
+                r.by
+            );
+        }
     }
     for v in versions {
         let _ = writeln!(out, "  version {v}");
@@ -84,6 +102,22 @@ pub fn move_alias(
 ) -> Result<MoveOutcome, Error> {
     let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
     lifecycle::move_alias(dir, model, action, &request, source, |v| {
+        load::load_version(&dir.version_dir(model, v), model, v, options, &Metrics::new()).map(drop)
+    })
+}
+
+/// One canary step on `alias`, validating the canary version first (as `promote` does).
+pub fn canary(
+    dir: &RegistryDir,
+    model: &str,
+    step: CanaryStep,
+    alias: &str,
+    reason: &str,
+    options: &LoadOptions,
+    source: Option<&Mlflow>,
+) -> Result<CanaryOutcome, Error> {
+    let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
+    canary::step(dir, model, step, &request, source, |v| {
         load::load_version(&dir.version_dir(model, v), model, v, options, &Metrics::new()).map(drop)
     })
 }

@@ -190,6 +190,7 @@ impl GrpcInferenceService for Inference {
             .infer(&request.model_name, &target("model_version", &request.model_version)?, input)
             .await
             .map_err(|e| to_status(&e))?;
-        encode(&request, &response).map(Response::new)
+        let answer = encode(&request, &response)?;
+        Ok(super::with_version(Response::new(answer), response.version))
     }
 }

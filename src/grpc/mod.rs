@@ -20,4 +20,11 @@ pub mod pb {
 }
 
 pub use error::status_of;
+
+/// Every predict and infer answer names the version that served it (a canary's share
+/// included) in the `x-model-version` metadata too, as HTTP does in a header.
+fn with_version<T>(mut response: tonic::Response<T>, version: u64) -> tonic::Response<T> {
+    response.metadata_mut().insert("x-model-version", tonic::metadata::MetadataValue::from(version));
+    response
+}
 pub use server::{GrpcOptions, serve};

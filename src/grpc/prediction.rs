@@ -121,7 +121,9 @@ impl PredictionService for Prediction {
         request: Request<pb::PredictRequest>,
     ) -> Result<Response<pb::PredictResponse>, Status> {
         let timeout = super::deadline::budget(&request)?;
-        self.one(request.into_inner(), timeout).await.map(Response::new)
+        let answer = self.one(request.into_inner(), timeout).await?;
+        let version = answer.version;
+        Ok(super::with_version(Response::new(answer), version))
     }
 
     async fn predict_batch(
@@ -136,11 +138,12 @@ impl PredictionService for Prediction {
         let request = PredictRequest { rows, batch: true, return_features: request.return_features, timeout };
         let PredictResponse { model, version, rows } =
             self.predictor.predict(&model, &which, request).await.map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::PredictBatchResponse {
+        let answer = pb::PredictBatchResponse {
             model,
             version,
             predictions: rows.into_iter().map(prediction).collect(),
-        }))
+        };
+        Ok(super::with_version(Response::new(answer), version))
     }
 
     type PredictStreamStream = PredictStream;

@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::extract::{Body, BodyLimits};
 use crate::Error;
-use crate::predict::manage::{History, Move, MoveOutcome, MoveRequest, RepositoryEntry};
+use crate::predict::manage::{
+    Assignment, CanaryOutcome, CanaryStep, History, Move, MoveOutcome, MoveRequest, RepositoryEntry,
+};
 use crate::predict::{PRODUCTION, Predictor};
 
 use crate::secret::Secret;
@@ -47,6 +49,27 @@ struct PromoteBody {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RollbackBody {
+    #[serde(default = "production")]
+    alias: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanaryBody {
+    /// Start: the canary version; absent for the other steps.
+    #[serde(default)]
+    version: Option<u64>,
+    /// Start and weight: the canary's share, 0 < weight < 1.
+    #[serde(default)]
+    weight: Option<f64>,
+    #[serde(default)]
+    assignment: Assignment,
+    #[serde(default)]
+    sticky_key: Option<String>,
     #[serde(default = "production")]
     alias: String,
     #[serde(default)]
@@ -115,6 +138,43 @@ pub async fn promote(
         reason: body.reason,
     };
     Ok(Json(state.predictor.move_alias(&model, Move::Promote(body.version), request).await?))
+}
+
+/// `POST /v1/admin/models/{model}/canary/{step}`: `start` (version, weight, assignment,
+/// sticky_key), `weight` (weight), `promote`, `abort`; each on `alias` (production).
+pub async fn canary(
+    State(state): State<AdminState>,
+    Path((model, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Json<CanaryOutcome>, ApiError> {
+    authorize(&state, &headers)?;
+    let body: CanaryBody = parse(&body)?;
+    let need_weight = || body.weight.ok_or_else(|| Error::invalid("weight", "required"));
+    let step = match step.as_str() {
+        "start" => CanaryStep::Start {
+            version: body.version.ok_or_else(|| Error::invalid("version", "required"))?,
+            weight: need_weight()?,
+            assignment: body.assignment,
+            sticky_key: body.sticky_key.clone(),
+        },
+        "weight" => CanaryStep::Weight(need_weight()?),
+        "promote" => CanaryStep::Promote,
+        "abort" => CanaryStep::Abort,
+        other => {
+            return Err(ApiError::with_status(
+                StatusCode::NOT_FOUND,
+                "unknown_step",
+                format!("no canary step {other:?}: start, weight, promote or abort"),
+            ));
+        }
+    };
+    let request = MoveRequest {
+        alias: body.alias,
+        by: body.by.unwrap_or_else(|| "admin-api".into()),
+        reason: body.reason,
+    };
+    Ok(Json(state.predictor.canary_step(&model, step, request).await?))
 }
 
 pub async fn rollback(

@@ -39,6 +39,7 @@ pub fn router(predictor: Predictor, options: HttpOptions) -> Router {
         .route("/v1/admin/models/{model}/promote", post(admin::promote))
         .route("/v1/admin/models/{model}/rollback", post(admin::rollback))
         .route("/v1/admin/models/{model}/history", get(admin::history))
+        .route("/v1/admin/models/{model}/canary/{step}", post(admin::canary))
         .route("/v2/repository/index", post(admin::repository_index))
         .route("/v2/repository/models/{model}/load", post(admin::repository_load))
         .route("/v2/repository/models/{model}/unload", post(admin::repository_unload))
@@ -78,6 +79,9 @@ pub fn router(predictor: Predictor, options: HttpOptions) -> Router {
 
 /// The header in which an HTTP client may ask for a deadline shorter than the server's.
 pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
+/// Every predict and infer answer names the version that served it (a canary's share
+/// included) in this header too.
+pub const MODEL_VERSION_HEADER: &str = "x-model-version";
 
 /// The client's own deadline, from [`TIMEOUT_HEADER`] (milliseconds).
 pub fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, String> {
@@ -144,7 +148,9 @@ async fn predict(
     request.timeout = timeout;
     let batch = request.batch;
     let response = p.predict(model, target, request).await?;
-    Ok(Json(dto::render_predict(&response, batch)).into_response())
+    let mut http = Json(dto::render_predict(&response, batch)).into_response();
+    http.headers_mut().insert(MODEL_VERSION_HEADER, axum::http::HeaderValue::from(response.version));
+    Ok(http)
 }
 
 async fn live() -> Json<serde_json::Value> {

@@ -249,16 +249,17 @@ pub fn encode_infer(
     }
     body.insert("outputs".into(), Value::Array(outputs));
     let header_json = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+    let version =
+        (header::HeaderName::from_static(super::MODEL_VERSION_HEADER), HeaderValue::from(response.version));
     if raw.is_empty() {
-        return Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], header_json)
-            .into_response());
+        let content = (header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(([content, version], header_json).into_response());
     }
     let length = header_json.len();
     let mut bytes = header_json;
     bytes.extend_from_slice(&raw);
-    let mut response =
-        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], bytes)
-            .into_response();
+    let content = (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    let mut response = ([content, version], bytes).into_response();
     response.headers_mut().insert(HEADER_LENGTH, HeaderValue::from(length));
     Ok(response)
 }

@@ -11,6 +11,7 @@ use crate::Error;
 use crate::backend::TensorMeta;
 use crate::features::DType;
 use crate::registry::mlflow::SourceStatus;
+use crate::registry::rollout::Rollout;
 use crate::registry::{ModelEntry, ModelVersion, Target, VersionState};
 
 /// `/health/ready`: every served model has a loaded production version and the online
@@ -48,6 +49,8 @@ pub struct ModelInfo {
     pub aliases: BTreeMap<String, u64>,
     pub alias_errors: BTreeMap<String, String>,
     pub state_error: Option<String>,
+    /// Canaries in progress, by alias, as declared.
+    pub rollouts: BTreeMap<String, Rollout>,
     pub versions: Vec<VersionInfo>,
 }
 
@@ -211,6 +214,7 @@ fn model_info(name: &str, entry: &ModelEntry) -> ModelInfo {
         aliases: entry.aliases.clone(),
         alias_errors: entry.alias_errors.clone(),
         state_error: entry.state_error.clone(),
+        rollouts: entry.rollouts.iter().map(|(alias, c)| (alias.clone(), c.declared.clone())).collect(),
         versions,
     }
 }

@@ -17,7 +17,9 @@ impl Predictor {
         input: TensorInput,
     ) -> Result<InferResponse, Error> {
         let timeout = input.timeout;
-        self.on_version(model, target, timeout, |version, deadline| async move {
+        // A raw tensor names no entity: a sticky canary assigns it at random.
+        let no_entity: for<'r> fn(&'r TensorInput, Option<&str>) -> Option<&'r str> = |_, _| None;
+        self.on_version(model, target, input, no_entity, timeout, |version, deadline, input| async move {
             let width = version.view.width();
             let expected = &version.manifest.model.input.name;
             if input.name != *expected {

@@ -9,9 +9,11 @@ use serde::Serialize;
 
 use super::predictor::Predictor;
 use crate::Error;
+pub use crate::registry::canary::{CanaryOutcome, CanaryStep};
 pub use crate::registry::lifecycle::{Move, MoveOutcome, MoveRequest};
+pub use crate::registry::rollout::Assignment;
 pub use crate::registry::state::{Action, AliasMove};
-use crate::registry::{Registry, VersionState, lifecycle};
+use crate::registry::{Registry, VersionState, canary, lifecycle};
 
 /// A model's aliases and every move they made.
 #[derive(Debug, Clone, Serialize)]
@@ -70,10 +72,35 @@ impl Predictor {
                 Ok(outcome)
             })
             .await?;
-        let action = match outcome.action {
-            Action::Promote => "promote",
-            Action::Rollback => "rollback",
-        };
+        let action = outcome.action.label();
+        self.0
+            .metrics
+            .alias_moves
+            .with_label_values(&[outcome.model.as_str(), outcome.alias.as_str(), action])
+            .inc();
+        Ok(outcome)
+    }
+
+    /// One step of a canary on an alias (start, weight, promote, abort): validated and
+    /// written to the registry like a promotion, and this replica swaps before the answer.
+    pub async fn canary_step(
+        &self,
+        model: &str,
+        step: CanaryStep,
+        request: MoveRequest,
+    ) -> Result<CanaryOutcome, Error> {
+        let model = model.to_string();
+        let outcome = self
+            .on_registry("canary step", move |registry| {
+                let source = registry.source();
+                let outcome = canary::step(registry.dir(), &model, step, &request, source, |v| {
+                    registry.ensure_loaded(&model, v)
+                })?;
+                registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;
+                Ok(outcome)
+            })
+            .await?;
+        let action = outcome.action.label();
         self.0
             .metrics
             .alias_moves

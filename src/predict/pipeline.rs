@@ -20,9 +20,14 @@ impl Predictor {
         request: PredictRequest,
     ) -> Result<PredictResponse, Error> {
         let timeout = request.timeout;
-        self.on_version(model, target, timeout, |version, deadline| async move {
-            self.run_pipeline(&version, request, deadline).await
-        })
+        self.on_version(
+            model,
+            target,
+            request,
+            sticky_entity,
+            timeout,
+            |version, deadline, request| async move { self.run_pipeline(&version, request, deadline).await },
+        )
         .await
     }
 
@@ -103,6 +108,17 @@ impl Predictor {
             .collect();
         Ok(PredictResponse { model: version.model.clone(), version: version.version, rows: predictions })
     }
+}
+
+/// What a sticky canary hashes: the first row's value of its key (default: the row's
+/// first entity).
+fn sticky_entity<'r>(request: &'r PredictRequest, key: Option<&str>) -> Option<&'r str> {
+    let entities = &request.rows.first()?.entities;
+    let (_, value) = match key {
+        Some(key) => entities.iter().find(|(name, _)| name == key)?,
+        None => entities.first()?,
+    };
+    Some(value)
 }
 
 fn report(plan: &GroupPlan, read: &GroupRead) -> GroupReport {

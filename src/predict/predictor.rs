@@ -124,26 +124,29 @@ impl Predictor {
         })
     }
 
-    /// Resolves `target` on one registry snapshot, runs `work` on that version under the
-    /// request deadline (the shorter of the server's and the client's), and counts the
-    /// outcome and total time. Every request kind goes through here.
-    pub(super) async fn on_version<T, F, Fut>(
+    /// Resolves `target` on one registry snapshot (an alias's canary taking its share;
+    /// `entity` gives the request's value of a sticky canary's key), runs `work` on that
+    /// version under the request deadline (the shorter of the server's and the client's),
+    /// and counts the outcome and total time. Every request kind goes through here.
+    pub(super) async fn on_version<R, T, F, Fut>(
         &self,
         model: &str,
         target: &Target,
+        request: R,
+        entity: for<'r> fn(&'r R, Option<&str>) -> Option<&'r str>,
         client_timeout: Option<Duration>,
         work: F,
     ) -> Result<T, Error>
     where
-        F: FnOnce(Arc<ModelVersion>, Deadline) -> Fut,
+        F: FnOnce(Arc<ModelVersion>, Deadline, R) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         let start = Instant::now();
         let server = self.0.limits.request_timeout;
         let budget = client_timeout.map_or(server, |t| t.min(server));
         let deadline = Deadline { at: start + budget, budget };
-        let version = match self.0.registry.snapshot().resolve(model, target) {
-            Ok(v) => v,
+        let version = match self.0.registry.snapshot().route(model, target, |key| entity(&request, key)) {
+            Ok((v, _arm)) => v,
             Err(e) => {
                 // Only a served model's name may become a label value: a client could
                 // otherwise grow /metrics without bound with made-up names.
@@ -153,7 +156,9 @@ impl Predictor {
             }
         };
         let result =
-            match tokio::time::timeout_at(deadline.at.into(), work(Arc::clone(&version), deadline)).await {
+            match tokio::time::timeout_at(deadline.at.into(), work(Arc::clone(&version), deadline, request))
+                .await
+            {
                 Ok(result) => result,
                 Err(_) => Err(Error::Timeout(budget)),
             };

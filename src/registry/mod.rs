@@ -7,6 +7,7 @@
 //! A request loads one snapshot and finishes on it, whatever is swapped in meanwhile; a
 //! version is dropped when the last snapshot and request holding it are gone.
 
+pub mod canary;
 pub mod dir;
 mod gauges;
 pub mod lifecycle;
@@ -16,6 +17,7 @@ pub mod manifest;
 pub mod mlflow;
 pub mod outputs;
 pub mod reconcile;
+pub mod rollout;
 pub mod snapshot;
 pub mod state;
 pub mod version;

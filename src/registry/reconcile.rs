@@ -14,7 +14,8 @@ use super::lifecycle;
 use super::load::LoadOptions;
 use super::load_thread::LoadThread;
 use super::mlflow::Mlflow;
-use super::snapshot::{ModelEntry, Snapshot, VersionState};
+use super::rollout::{self, ServedRollout};
+use super::snapshot::{CanaryEntry, ModelEntry, Snapshot, VersionState};
 use super::version::ModelVersion;
 use crate::Error;
 use crate::metrics::Metrics;
@@ -124,17 +125,26 @@ impl Registry {
             Ok(v) => entry.on_disk = v,
             Err(e) => entry.state_error = Some(e.to_string()),
         }
-        let wanted = match lifecycle::read_state(&self.dir, name) {
-            Ok(state) => state.aliases,
+        let (wanted, rollouts) = match lifecycle::read_state(&self.dir, name) {
+            Ok(state) => (state.aliases, state.rollouts),
             Err(e) => {
-                // Keep serving the last good aliases rather than none.
+                // Keep serving the last good aliases (and canaries) rather than none.
                 entry.state_error = Some(e.to_string());
-                prev.map(|p| p.aliases.clone()).unwrap_or_default()
+                let aliases = prev.map(|p| p.aliases.clone()).unwrap_or_default();
+                let rollouts =
+                    prev.map(|p| p.rollouts.iter().map(|(a, r)| (a.clone(), r.declared.clone())).collect());
+                (aliases, rollouts.unwrap_or_default())
             }
         };
         let newest = entry.on_disk.iter().rev().take(self.options.keep_latest).copied();
-        let resident: BTreeSet<u64> =
-            wanted.values().copied().chain(newest).filter(|v| entry.on_disk.contains(v)).collect();
+        let canaries = rollouts.values().map(|r| r.canary);
+        let resident: BTreeSet<u64> = wanted
+            .values()
+            .copied()
+            .chain(canaries)
+            .chain(newest)
+            .filter(|v| entry.on_disk.contains(v))
+            .collect();
         for v in resident {
             let state = self.resident_version(name, v, prev, residency);
             entry.versions.insert(v, state);
@@ -168,6 +178,34 @@ impl Registry {
                 tracing::error!(model = name, alias = %alias, "{message}");
             }
             entry.alias_errors.insert(alias.clone(), message);
+        }
+        for (alias, declared) in rollouts {
+            let problem = match entry.versions.get(&declared.canary) {
+                Some(VersionState::Ready(canary)) if entry.aliases.contains_key(&alias) => {
+                    let served = ServedRollout {
+                        canary: Arc::clone(canary),
+                        weight_ppm: declared.weight_ppm(),
+                        assignment: declared.assignment,
+                        sticky_key: declared.sticky_key.clone(),
+                        salt: rollout::salt(name, &alias),
+                    };
+                    entry.rollouts.insert(alias, CanaryEntry { declared, served });
+                    continue;
+                }
+                Some(VersionState::Ready(_)) => {
+                    format!("the alias does not serve, so its canary {} does not either", declared.canary)
+                }
+                Some(VersionState::Failed(reason)) => {
+                    format!("canary version {} was refused: {reason}", declared.canary)
+                }
+                None => format!("canary version {} does not exist", declared.canary),
+            };
+            let key = format!("{alias} (canary)");
+            let message = format!("{problem}; the alias serves alone");
+            if prev.and_then(|p| p.alias_errors.get(&key)) != Some(&message) {
+                tracing::error!(model = name, alias = %alias, "{message}");
+            }
+            entry.alias_errors.insert(key, message);
         }
         entry
     }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::rollout::{Arm, Rollout, ServedRollout};
 use super::state::PRODUCTION;
 use super::version::ModelVersion;
 use crate::Error;
@@ -51,6 +52,15 @@ pub struct ModelEntry {
     pub alias_errors: BTreeMap<String, String>,
     /// Set when `state.toml` could not be read: the last good aliases stay in force.
     pub state_error: Option<String>,
+    /// Canaries served, by alias.
+    pub rollouts: BTreeMap<String, CanaryEntry>,
+}
+
+/// A canary as declared in `state.toml` and as served.
+#[derive(Debug, Clone)]
+pub struct CanaryEntry {
+    pub declared: Rollout,
+    pub served: ServedRollout,
 }
 
 impl ModelEntry {
@@ -100,6 +110,31 @@ impl Snapshot {
                 ),
             }),
             None => Err(Error::VersionNotFound { model: model.to_string(), version }),
+        }
+    }
+
+    /// [`Snapshot::resolve`], with an alias's canary taking its share: `entity` is the
+    /// value of the canary's sticky key in the request, when it has one.
+    pub fn route<'e>(
+        &self,
+        model: &str,
+        target: &Target,
+        entity: impl FnOnce(Option<&str>) -> Option<&'e str>,
+    ) -> Result<(Arc<ModelVersion>, Arm), Error> {
+        let stable = self.resolve(model, target)?;
+        let Target::Alias(alias) = target else { return Ok((stable, Arm::Stable)) };
+        let Some(canary) = self.models.get(model).and_then(|m| m.rollouts.get(alias)) else {
+            return Ok((stable, Arm::Stable));
+        };
+        let served = &canary.served;
+        let key = match served.assignment {
+            super::rollout::Assignment::Sticky => entity(served.sticky_key.as_deref()),
+            super::rollout::Assignment::Random => None,
+        };
+        if served.picks_canary(key) {
+            Ok((Arc::clone(&served.canary), Arm::Canary))
+        } else {
+            Ok((stable, Arm::Stable))
         }
     }
 

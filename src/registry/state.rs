@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::rollout::Rollout;
+
 /// The alias that requests without a version are served by.
 pub const PRODUCTION: &str = "production";
 
@@ -22,6 +24,9 @@ pub struct ModelState {
     pub aliases: BTreeMap<String, u64>,
     #[serde(default)]
     pub history: Vec<AliasMove>,
+    /// Canaries in progress, by alias.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rollouts: BTreeMap<String, Rollout>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +35,22 @@ pub enum Action {
     #[default]
     Promote,
     Rollback,
+    /// A canary started or its weight changed (`from` the alias's version, `to` the canary).
+    Canary,
+    /// A canary was stopped without promoting it; the alias did not move.
+    Abort,
+}
+
+impl Action {
+    /// The metric label and the word the CLI prints.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Promote => "promote",
+            Action::Rollback => "rollback",
+            Action::Canary => "canary",
+            Action::Abort => "abort",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,9 +92,23 @@ impl ModelState {
                 Action::Rollback => undone += 1,
                 Action::Promote if undone > 0 => undone -= 1,
                 Action::Promote => return m.from,
+                Action::Canary | Action::Abort => {}
             }
         }
         None
+    }
+
+    /// Records a rollout step on `alias` (the alias itself does not move).
+    pub fn note(&mut self, alias: &str, action: Action, from: Option<u64>, to: u64, by: &str, reason: &str) {
+        self.history.push(AliasMove {
+            at: rfc3339_now(),
+            alias: alias.to_string(),
+            action,
+            from,
+            to,
+            by: by.to_string(),
+            reason: reason.to_string(),
+        });
     }
 
     /// Moves `alias` to `to`, recording the move.
