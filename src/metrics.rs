@@ -126,7 +126,7 @@ impl Metrics {
         );
         let alias_moves = counter(
             ALIAS_MOVES_TOTAL,
-            "Alias moves made through this process's admin API, by action (promote, rollback).",
+            "Alias moves and canary steps made through this process's admin API, by action (promote, rollback, canary, abort).",
             &["model", "alias", "action"],
         );
         let admin_auth_failures = counter(

@@ -145,7 +145,8 @@ async fn the_connection_cap_and_the_grpc_preface_deadline_hold() {
     })
     .await;
     assert!(served.is_some());
-    let metrics = common::http_client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        common::http_client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"fti_connections_refused_total{transport="http"}"#), "{metrics}");
 
     // gRPC: a connection that never sends the HTTP/2 preface is closed after the header
