@@ -371,11 +371,14 @@ pub struct InferenceConfig {
     pub inline_threshold_us: u64,
     /// Backend for versions whose manifest names none.
     pub backend: BackendName,
+    /// Shadow runs waiting for the shadow worker beyond this are dropped (and counted in
+    /// `fti_shadow_runs_total{outcome="dropped"}`): a shadow never slows the answers.
+    pub shadow_queue: usize,
 }
 
 impl Default for InferenceConfig {
     fn default() -> Self {
-        InferenceConfig { inline_threshold_us: 200, backend: BackendName::Tract }
+        InferenceConfig { inline_threshold_us: 200, backend: BackendName::Tract, shadow_queue: 256 }
     }
 }
 
@@ -553,6 +556,9 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return invalid(key, "must be greater than 0");
+        }
+        if self.inference.shadow_queue == 0 {
+            return invalid("inference.shadow_queue", "must be at least 1");
         }
         if self.ort.sessions == 0 {
             return invalid("ort.sessions", "must be at least 1");

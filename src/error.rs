@@ -76,6 +76,32 @@ impl Error {
         Error::InvalidInput { field: field.into(), message: message.into() }
     }
 
+    /// Whether the failure is the serving version's (its run, its deadline, its store
+    /// reads), so that it counts against it in a rollout's error rate; a client's mistake
+    /// does not.
+    pub fn is_version_fault(&self) -> bool {
+        match self {
+            Error::Inference { .. }
+            | Error::Timeout(_)
+            | Error::StoreUnavailable(_)
+            | Error::VersionUnavailable { .. } => true,
+            Error::ModelNotFound { .. }
+            | Error::VersionNotFound { .. }
+            | Error::AliasNotFound { .. }
+            | Error::InvalidInput { .. }
+            | Error::TooManyRows { .. }
+            | Error::EntityNotFound { .. }
+            | Error::StaleFeatures { .. }
+            | Error::FeatureMissing { .. }
+            | Error::Overloaded { .. }
+            | Error::VersionRefused { .. }
+            | Error::AliasUnchanged { .. }
+            | Error::NothingToRollBack { .. }
+            | Error::Registry(_)
+            | Error::RegistrySource(_) => false,
+        }
+    }
+
     /// Stable, low-cardinality label for metrics and machine-readable error codes.
     pub fn code(&self) -> &'static str {
         match self {

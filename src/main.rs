@@ -140,6 +140,79 @@ enum ModelsAction {
         #[command(subcommand)]
         step: CanaryCmd,
     },
+    /// A shadow on an alias: a sample of its requests also runs on another version, off
+    /// the response path, and is compared.
+    Shadow {
+        #[command(subcommand)]
+        step: ShadowCmd,
+    },
+    /// A guard on an alias: rules that end its canary and shadow by themselves.
+    Guard {
+        #[command(subcommand)]
+        step: GuardCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShadowCmd {
+    /// Mirror SAMPLE (0 < SAMPLE <= 1) of the alias's requests to VERSION, after loading
+    /// and validating it.
+    Start {
+        model: String,
+        version: u64,
+        #[arg(long, default_value_t = 1.0)]
+        sample: f64,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// End the shadow.
+    Stop {
+        model: String,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GuardCmd {
+    /// Set the alias's guard (replacing any): each rule given trips on its own.
+    Set {
+        model: String,
+        /// The sliding window, in seconds.
+        #[arg(long, default_value_t = 60)]
+        window_s: u64,
+        /// Requests each compared side needs in the window before a rate or p99 rule applies.
+        #[arg(long, default_value_t = 100)]
+        min_requests: u64,
+        /// Canary error rate above stable's by more than this (0.01 = 1 point).
+        #[arg(long)]
+        max_error_rate_increase: Option<f64>,
+        /// Canary p99 above stable's by more than this percent.
+        #[arg(long)]
+        max_p99_increase_pct: Option<f64>,
+        /// Shadow label disagreement above this share.
+        #[arg(long)]
+        max_disagreement: Option<f64>,
+        /// Do not trip on non-finite outputs (on by default).
+        #[arg(long)]
+        allow_non_finite: bool,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove the alias's guard.
+    Clear {
+        model: String,
+        #[arg(long, default_value = "production")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -306,6 +379,8 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
     use fti_serve::cli::models;
     use fti_serve::registry::RegistryDir;
     use fti_serve::registry::mlflow::Mlflow;
+    use fti_serve::registry::rollout::{Assignment, GuardSpec};
+    use fti_serve::registry::rollout_steps::RolloutStep;
 
     let config = match (&args.config.config, &args.registry) {
         (Some(file), _) => Config::load(Some(file))?,
@@ -332,6 +407,22 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
         None => None,
     };
     let source = source.as_ref();
+    let stepped = |o: fti_serve::registry::rollout_steps::RolloutOutcome| {
+        let mut line = format!("{}: alias {} serves version {}", o.model, o.alias, o.stable);
+        if let Some(r) = &o.rollout {
+            line.push_str(&format!(", canary version {} at {}%", r.canary, r.weight * 100.0));
+        }
+        if let Some(s) = &o.shadow {
+            line.push_str(&format!(", shadow version {} on {}%", s.version, s.sample * 100.0));
+        }
+        if o.rollout.is_none() && o.shadow.is_none() {
+            line.push_str(", nothing in rollout");
+        }
+        if o.guard.is_some() {
+            line.push_str(", guarded");
+        }
+        println!("{line} ({})", o.action.label());
+    };
     let moved = |o: fti_serve::registry::lifecycle::MoveOutcome| {
         let from = o.from.map_or_else(|| "nothing".to_string(), |v| format!("version {v}"));
         println!("{}: alias {} moved from {from} to version {} ({:?})", o.model, o.alias, o.to, o.action);
@@ -348,37 +439,62 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
             moved(models::move_alias(&dir, &model, Move::Rollback, &alias, &reason, &options, source)?);
         }
         ModelsAction::Canary { step } => {
-            use fti_serve::registry::canary::CanaryStep;
-            use fti_serve::registry::rollout::Assignment;
             let (model, step, alias, reason) = match step {
                 CanaryCmd::Start { model, version, weight, sticky, sticky_key, alias, reason } => {
                     let assignment = if sticky { Assignment::Sticky } else { Assignment::Random };
-                    (model, CanaryStep::Start { version, weight, assignment, sticky_key }, alias, reason)
+                    (model, RolloutStep::Canary { version, weight, assignment, sticky_key }, alias, reason)
                 }
                 CanaryCmd::Weight { model, weight, alias, reason } => {
-                    (model, CanaryStep::Weight(weight), alias, reason)
+                    (model, RolloutStep::Weight(weight), alias, reason)
                 }
-                CanaryCmd::Promote { model, alias, reason } => (model, CanaryStep::Promote, alias, reason),
-                CanaryCmd::Abort { model, alias, reason } => (model, CanaryStep::Abort, alias, reason),
+                CanaryCmd::Promote { model, alias, reason } => (model, RolloutStep::Promote, alias, reason),
+                CanaryCmd::Abort { model, alias, reason } => (model, RolloutStep::Abort, alias, reason),
             };
-            let o = models::canary(&dir, &model, step, &alias, &reason, &options, source)?;
-            match &o.rollout {
-                Some(r) => println!(
-                    "{}: alias {} serves version {}, canary version {} at {}%",
-                    o.model,
-                    o.alias,
-                    o.stable,
-                    r.canary,
-                    r.weight * 100.0
-                ),
-                None => println!(
-                    "{}: alias {} serves version {}, no canary ({})",
-                    o.model,
-                    o.alias,
-                    o.stable,
-                    o.action.label()
-                ),
-            }
+            stepped(models::rollout_step(&dir, &model, step, &alias, &reason, &options, source)?);
+        }
+        ModelsAction::Shadow { step } => {
+            let (model, step, alias, reason) = match step {
+                ShadowCmd::Start { model, version, sample, alias, reason } => {
+                    (model, RolloutStep::Shadow { version, sample }, alias, reason)
+                }
+                ShadowCmd::Stop { model, alias, reason } => (model, RolloutStep::StopShadow, alias, reason),
+            };
+            stepped(models::rollout_step(&dir, &model, step, &alias, &reason, &options, source)?);
+        }
+        ModelsAction::Guard { step } => {
+            let (model, spec, alias, reason) = match step {
+                GuardCmd::Set {
+                    model,
+                    window_s,
+                    min_requests,
+                    max_error_rate_increase,
+                    max_p99_increase_pct,
+                    max_disagreement,
+                    allow_non_finite,
+                    alias,
+                    reason,
+                } => {
+                    let spec = GuardSpec {
+                        window_s,
+                        min_requests,
+                        max_error_rate_increase,
+                        max_p99_increase_pct,
+                        max_disagreement,
+                        non_finite: !allow_non_finite,
+                    };
+                    (model, Some(spec), alias, reason)
+                }
+                GuardCmd::Clear { model, alias, reason } => (model, None, alias, reason),
+            };
+            stepped(models::rollout_step(
+                &dir,
+                &model,
+                RolloutStep::Guard(spec),
+                &alias,
+                &reason,
+                &options,
+                source,
+            )?);
         }
     }
     Ok(())

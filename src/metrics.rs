@@ -24,6 +24,10 @@ pub const ADMIN_AUTH_FAILURES_TOTAL: &str = "fti_admin_auth_failures_total";
 pub const REQUESTS_SHED_TOTAL: &str = "fti_requests_shed_total";
 pub const REQUESTS_IN_FLIGHT: &str = "fti_requests_in_flight";
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "fti_connections_refused_total";
+pub const SHADOW_RUNS_TOTAL: &str = "fti_shadow_runs_total";
+pub const SHADOW_ABS_DIFF: &str = "fti_shadow_output_abs_diff";
+pub const SHADOW_DISAGREEMENTS_TOTAL: &str = "fti_shadow_label_disagreements_total";
+pub const GUARD_TRIPS_TOTAL: &str = "fti_rollout_guard_trips_total";
 pub const REGISTRY_SOURCE_UP: &str = "fti_registry_source_up";
 pub const REGISTRY_SOURCE_SYNCS_TOTAL: &str = "fti_registry_source_syncs_total";
 pub const REGISTRY_SOURCE_DOWNLOADS_TOTAL: &str = "fti_registry_source_downloads_total";
@@ -66,6 +70,10 @@ pub struct Metrics {
     pub shed: IntCounter,
     pub in_flight: IntGauge,
     pub connections_refused: IntCounterVec,
+    pub shadow_runs: IntCounterVec,
+    pub shadow_abs_diff: HistogramVec,
+    pub shadow_disagreements: IntCounterVec,
+    pub guard_trips: IntCounterVec,
     pub registry_source_up: IntGauge,
     pub registry_source_syncs: IntCounterVec,
     pub registry_source_downloads: IntCounterVec,
@@ -144,6 +152,31 @@ impl Metrics {
             "Model versions downloaded from the registry source into the cache, by result (ok, error).",
             &["result"],
         );
+        let shadow_runs = counter(
+            SHADOW_RUNS_TOTAL,
+            "Shadow runs by the shadow's model, version and outcome (ok, error, dropped: the queue was full).",
+            &["model", "version", "outcome"],
+        );
+        let shadow_disagreements = counter(
+            SHADOW_DISAGREEMENTS_TOTAL,
+            "Shadow runs whose label (integer or string output) differed from the stable answer's, per output.",
+            &["model", "version", "output"],
+        );
+        let guard_trips = counter(
+            GUARD_TRIPS_TOTAL,
+            "Rollouts a guard pulled back, by rule (non_finite, error_rate, p99, disagreement).",
+            &["model", "alias", "rule"],
+        );
+        let shadow_abs_diff = HistogramVec::new(
+            HistogramOpts::new(
+                SHADOW_ABS_DIFF,
+                "Per shadow run and numeric output, the largest |shadow - stable| over its rows.",
+            )
+            .buckets(vec![1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5, 1.0]),
+            &["model", "version", "output"],
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(shadow_abs_diff.clone())).expect("metric registered once");
         // Metrics without labels: one series each.
         let register = |metric: Box<dyn prometheus::core::Collector>| {
             registry.register(metric).expect("metric registered once");
@@ -212,6 +245,10 @@ impl Metrics {
             shed,
             in_flight,
             connections_refused,
+            shadow_runs,
+            shadow_abs_diff,
+            shadow_disagreements,
+            guard_trips,
             registry_source_up,
             registry_source_syncs,
             registry_source_downloads,

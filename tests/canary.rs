@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::{ADMIN_TOKEN, Server};
 use fti_serve::app::App;
-use fti_serve::predict::manage::{Assignment, CanaryStep, MoveRequest};
+use fti_serve::predict::manage::{Assignment, MoveRequest, RolloutStep};
 use fti_serve::predict::{PredictRequest, PredictRow, RequestValue};
 use fti_serve::registry::Target;
 use serde_json::{Value, json};
@@ -55,8 +55,8 @@ async fn a_five_percent_canary_takes_five_percent_of_100k_requests() {
     let app = App::build(&config(registry.path())).await.unwrap();
     let p = &app.predictor;
     let start =
-        CanaryStep::Start { version: 1, weight: 0.05, assignment: Assignment::Random, sticky_key: None };
-    p.canary_step("fraud", start, step_request("test")).await.unwrap();
+        RolloutStep::Canary { version: 1, weight: 0.05, assignment: Assignment::Random, sticky_key: None };
+    p.rollout_step("fraud", start, step_request("test")).await.unwrap();
     let mut by_version: HashMap<u64, usize> = HashMap::new();
     const N: usize = 100_000;
     for i in 0..N {
@@ -77,13 +77,13 @@ async fn a_five_percent_canary_takes_five_percent_of_100k_requests() {
 async fn sticky_assignment_gives_each_entity_one_version_on_every_replica() {
     let registry = common::registry_copy();
     let first = App::build(&config(registry.path())).await.unwrap();
-    let start = CanaryStep::Start {
+    let start = RolloutStep::Canary {
         version: 1,
         weight: 0.3,
         assignment: Assignment::Sticky,
         sticky_key: Some("cc_num".into()),
     };
-    first.predictor.canary_step("fraud", start, step_request("test")).await.unwrap();
+    first.predictor.rollout_step("fraud", start, step_request("test")).await.unwrap();
     // A second replica of the same registry, started after the canary.
     let second = App::build(&config(registry.path())).await.unwrap();
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -110,29 +110,30 @@ async fn operators_start_reweight_promote_and_abort_a_canary() {
 
     // A version that does not validate never takes traffic.
     let (status, body) =
-        server.admin("/v1/admin/models/fraud/canary/start", &json!({"version": 3, "weight": 0.05})).await;
+        server.admin("/v1/admin/models/fraud/rollout/canary", &json!({"version": 3, "weight": 0.05})).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["code"], "version_refused");
-    let (status, body) = server.admin("/v1/admin/models/fraud/canary/start", &json!({"weight": 0.05})).await;
+    let (status, body) =
+        server.admin("/v1/admin/models/fraud/rollout/canary", &json!({"weight": 0.05})).await;
     assert_eq!((status, body["field"].as_str()), (422, Some("version")), "{body}");
     let (status, body) =
-        server.admin("/v1/admin/models/fraud/canary/start", &json!({"version": 1, "weight": 1.0})).await;
+        server.admin("/v1/admin/models/fraud/rollout/canary", &json!({"version": 1, "weight": 1.0})).await;
     assert_eq!((status, body["field"].as_str()), (422, Some("weight")), "{body}");
 
     let (status, body) = server
         .admin(
-            "/v1/admin/models/fraud/canary/start",
+            "/v1/admin/models/fraud/rollout/canary",
             &json!({"version": 1, "weight": 0.05, "assignment": "sticky", "sticky_key": "cc_num"}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rollout"]["canary"], 1);
     let (_, info) = server.get("/v1/models/fraud").await;
-    assert_eq!(info["rollouts"]["production"]["weight"], 0.05, "{info}");
-    assert_eq!(info["rollouts"]["production"]["assignment"], "sticky");
+    assert_eq!(info["rollouts"]["production"]["canary"]["weight"], 0.05, "{info}");
+    assert_eq!(info["rollouts"]["production"]["canary"]["assignment"], "sticky");
 
     let (status, body) =
-        server.admin("/v1/admin/models/fraud/canary/weight", &json!({"weight": 0.999})).await;
+        server.admin("/v1/admin/models/fraud/rollout/weight", &json!({"weight": 0.999})).await;
     assert_eq!(status, 200, "{body}");
     // Every answer names its version in the body and in a header.
     let mut versions = HashMap::new();
@@ -146,7 +147,7 @@ async fn operators_start_reweight_promote_and_abort_a_canary() {
     }
     assert_eq!(versions.len(), 1, "the golden's one card sticks to one version: {versions:?}");
 
-    let (status, body) = server.admin("/v1/admin/models/fraud/canary/promote", &json!({})).await;
+    let (status, body) = server.admin("/v1/admin/models/fraud/rollout/promote", &json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["stable"].as_u64(), &body["rollout"]), (Some(1), &Value::Null));
     let (_, info) = server.get("/v1/models/fraud").await;
@@ -154,11 +155,12 @@ async fn operators_start_reweight_promote_and_abort_a_canary() {
     assert_eq!(info["rollouts"], json!({}));
 
     let (status, _) =
-        server.admin("/v1/admin/models/fraud/canary/start", &json!({"version": 2, "weight": 0.5})).await;
+        server.admin("/v1/admin/models/fraud/rollout/canary", &json!({"version": 2, "weight": 0.5})).await;
     assert_eq!(status, 200);
-    let (status, body) = server.admin("/v1/admin/models/fraud/canary/abort", &json!({"reason": "p99"})).await;
+    let (status, body) =
+        server.admin("/v1/admin/models/fraud/rollout/abort", &json!({"reason": "p99"})).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = server.admin("/v1/admin/models/fraud/canary/abort", &json!({})).await;
+    let (status, body) = server.admin("/v1/admin/models/fraud/rollout/abort", &json!({})).await;
     assert_eq!((status, body["field"].as_str()), (422, Some("canary")), "{body}");
     let (_, info) = server.get("/v1/models/fraud").await;
     assert_eq!((info["aliases"]["production"].as_u64(), &info["rollouts"]), (Some(1), &json!({})));
@@ -210,5 +212,5 @@ fn the_cli_starts_and_shows_a_canary() {
     assert!(!ok && err.contains("weight"), "{err}");
     let (ok, out, err) = cli(&["canary", "promote", "fraud"]);
     assert!(ok, "{err}");
-    assert!(out.contains("serves version 1, no canary (promote)"), "{out}");
+    assert!(out.contains("serves version 1, nothing in rollout (promote)"), "{out}");
 }

@@ -118,6 +118,7 @@ impl App {
             body_read_timeout: Duration::from_millis(config.server.body_read_timeout_ms),
             request_timeout: Duration::from_millis(config.server.request_timeout_ms),
             max_in_flight: config.server.max_in_flight(),
+            shadow_queue: config.inference.shadow_queue,
         };
         let predictor = Predictor::new(Arc::clone(&registry), features, metrics, limits);
         let up = predictor.check_store_health().await;
@@ -129,6 +130,9 @@ impl App {
             tokio::spawn(async move { predictor.watch_store(interval).await })
         };
         background.push(health);
+        background.extend(predictor.spawn_shadow_worker());
+        let guards = predictor.clone();
+        background.push(tokio::spawn(async move { guards.watch_guards(Duration::from_secs(1)).await }));
         let admin_token = config.admin_token().map_err(|e| AppError::Config(e.to_string()))?;
         Ok(App {
             predictor,

@@ -76,6 +76,15 @@ impl Tensor {
         self.shape.iter().skip(1).product()
     }
 
+    /// Whether any value is NaN or infinite (integers never are).
+    pub fn has_non_finite(&self) -> bool {
+        match &self.data {
+            TensorData::F32(v) => v.iter().any(|x| !x.is_finite()),
+            TensorData::F64(v) => v.iter().any(|x| !x.is_finite()),
+            TensorData::I64(_) => false,
+        }
+    }
+
     pub fn get_f64(&self, index: usize) -> f64 {
         match &self.data {
             TensorData::F32(v) => f64::from(v[index]),

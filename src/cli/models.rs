@@ -7,10 +7,10 @@
 
 use crate::Error;
 use crate::metrics::Metrics;
-use crate::registry::canary::{self, CanaryOutcome, CanaryStep};
 use crate::registry::lifecycle::{self, Move, MoveOutcome, MoveRequest};
 use crate::registry::mlflow::Mlflow;
 use crate::registry::rollout::Assignment;
+use crate::registry::rollout_steps::{self, RolloutOutcome, RolloutStep};
 use crate::registry::{LoadOptions, Manifest, RegistryDir, load};
 use std::fmt::Write as _;
 
@@ -56,6 +56,23 @@ pub fn show(dir: &RegistryDir, model: &str) -> Result<String, Error> {
                 r.weight * 100.0,
                 r.started_at,
                 r.by
+            );
+        }
+        if let Some(s) = state.shadows.get(alias) {
+            let _ = writeln!(
+                out,
+                "    shadow -> {} on {}% of requests, since {} by {}",
+                s.version,
+                s.sample * 100.0,
+                s.started_at,
+                s.by
+            );
+        }
+        if let Some(g) = state.guards.get(alias) {
+            let _ = writeln!(
+                out,
+                "    guard {}",
+                toml::to_string(g).unwrap_or_default().trim().replace('\n', ", ")
             );
         }
     }
@@ -106,18 +123,19 @@ pub fn move_alias(
     })
 }
 
-/// One canary step on `alias`, validating the canary version first (as `promote` does).
-pub fn canary(
+/// One rollout step on `alias`, validating a canary or shadow version first (as `promote`
+/// does).
+pub fn rollout_step(
     dir: &RegistryDir,
     model: &str,
-    step: CanaryStep,
+    step: RolloutStep,
     alias: &str,
     reason: &str,
     options: &LoadOptions,
     source: Option<&Mlflow>,
-) -> Result<CanaryOutcome, Error> {
+) -> Result<RolloutOutcome, Error> {
     let request = MoveRequest { alias: alias.to_string(), by: who(), reason: reason.to_string() };
-    canary::step(dir, model, step, &request, source, |v| {
+    rollout_steps::step(dir, model, step, &request, source, |v| {
         load::load_version(&dir.version_dir(model, v), model, v, options, &Metrics::new()).map(drop)
     })
 }

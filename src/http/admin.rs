@@ -16,7 +16,8 @@ use super::error::ApiError;
 use super::extract::{Body, BodyLimits};
 use crate::Error;
 use crate::predict::manage::{
-    Assignment, CanaryOutcome, CanaryStep, History, Move, MoveOutcome, MoveRequest, RepositoryEntry,
+    Assignment, GuardSpec, History, Move, MoveOutcome, MoveRequest, RepositoryEntry, RolloutOutcome,
+    RolloutStep,
 };
 use crate::predict::{PRODUCTION, Predictor};
 
@@ -59,17 +60,23 @@ struct RollbackBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CanaryBody {
-    /// Start: the canary version; absent for the other steps.
+struct RolloutBody {
+    /// `canary` and `shadow`: the version.
     #[serde(default)]
     version: Option<u64>,
-    /// Start and weight: the canary's share, 0 < weight < 1.
+    /// `canary` and `weight`: the canary's share, 0 < weight < 1.
     #[serde(default)]
     weight: Option<f64>,
     #[serde(default)]
     assignment: Assignment,
     #[serde(default)]
     sticky_key: Option<String>,
+    /// `shadow`: the share of requests mirrored (default all).
+    #[serde(default)]
+    sample: Option<f64>,
+    /// `guard`: the rules (absent keys take their defaults).
+    #[serde(default)]
+    guard: Option<GuardSpec>,
     #[serde(default = "production")]
     alias: String,
     #[serde(default)]
@@ -140,32 +147,42 @@ pub async fn promote(
     Ok(Json(state.predictor.move_alias(&model, Move::Promote(body.version), request).await?))
 }
 
-/// `POST /v1/admin/models/{model}/canary/{step}`: `start` (version, weight, assignment,
-/// sticky_key), `weight` (weight), `promote`, `abort`; each on `alias` (production).
-pub async fn canary(
+/// `POST /v1/admin/models/{model}/rollout/{step}`, on `alias` (production): `canary`
+/// (version, weight, assignment, sticky_key), `weight` (weight), `promote`, `abort`,
+/// `shadow` (version, sample), `stop-shadow`, `guard` (guard), `clear-guard`.
+pub async fn rollout(
     State(state): State<AdminState>,
     Path((model, step)): Path<(String, String)>,
     headers: HeaderMap,
     Body(body): Body,
-) -> Result<Json<CanaryOutcome>, ApiError> {
+) -> Result<Json<RolloutOutcome>, ApiError> {
     authorize(&state, &headers)?;
-    let body: CanaryBody = parse(&body)?;
-    let need_weight = || body.weight.ok_or_else(|| Error::invalid("weight", "required"));
+    let body: RolloutBody = parse(&body)?;
+    let required = |what: &str| Error::invalid(what, "required");
     let step = match step.as_str() {
-        "start" => CanaryStep::Start {
-            version: body.version.ok_or_else(|| Error::invalid("version", "required"))?,
-            weight: need_weight()?,
+        "canary" => RolloutStep::Canary {
+            version: body.version.ok_or_else(|| required("version"))?,
+            weight: body.weight.ok_or_else(|| required("weight"))?,
             assignment: body.assignment,
             sticky_key: body.sticky_key.clone(),
         },
-        "weight" => CanaryStep::Weight(need_weight()?),
-        "promote" => CanaryStep::Promote,
-        "abort" => CanaryStep::Abort,
+        "weight" => RolloutStep::Weight(body.weight.ok_or_else(|| required("weight"))?),
+        "promote" => RolloutStep::Promote,
+        "abort" => RolloutStep::Abort,
+        "shadow" => RolloutStep::Shadow {
+            version: body.version.ok_or_else(|| required("version"))?,
+            sample: body.sample.unwrap_or(1.0),
+        },
+        "stop-shadow" => RolloutStep::StopShadow,
+        "guard" => RolloutStep::Guard(Some(body.guard.clone().ok_or_else(|| required("guard"))?)),
+        "clear-guard" => RolloutStep::Guard(None),
         other => {
             return Err(ApiError::with_status(
                 StatusCode::NOT_FOUND,
                 "unknown_step",
-                format!("no canary step {other:?}: start, weight, promote or abort"),
+                format!(
+                    "no rollout step {other:?}: canary, weight, promote, abort, shadow, stop-shadow, guard or clear-guard"
+                ),
             ));
         }
     };
@@ -174,7 +191,7 @@ pub async fn canary(
         by: body.by.unwrap_or_else(|| "admin-api".into()),
         reason: body.reason,
     };
-    Ok(Json(state.predictor.canary_step(&model, step, request).await?))
+    Ok(Json(state.predictor.rollout_step(&model, step, request).await?))
 }
 
 pub async fn rollback(

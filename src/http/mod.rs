@@ -39,7 +39,7 @@ pub fn router(predictor: Predictor, options: HttpOptions) -> Router {
         .route("/v1/admin/models/{model}/promote", post(admin::promote))
         .route("/v1/admin/models/{model}/rollback", post(admin::rollback))
         .route("/v1/admin/models/{model}/history", get(admin::history))
-        .route("/v1/admin/models/{model}/canary/{step}", post(admin::canary))
+        .route("/v1/admin/models/{model}/rollout/{step}", post(admin::rollout))
         .route("/v2/repository/index", post(admin::repository_index))
         .route("/v2/repository/models/{model}/load", post(admin::repository_load))
         .route("/v2/repository/models/{model}/unload", post(admin::repository_unload))

@@ -11,7 +11,8 @@ use crate::Error;
 use crate::backend::TensorMeta;
 use crate::features::DType;
 use crate::registry::mlflow::SourceStatus;
-use crate::registry::rollout::Rollout;
+use crate::registry::rollout::{GuardSpec, Rollout, ShadowSpec};
+use crate::registry::rollout_figures::Figures;
 use crate::registry::{ModelEntry, ModelVersion, Target, VersionState};
 
 /// `/health/ready`: every served model has a loaded production version and the online
@@ -49,9 +50,18 @@ pub struct ModelInfo {
     pub aliases: BTreeMap<String, u64>,
     pub alias_errors: BTreeMap<String, String>,
     pub state_error: Option<String>,
-    /// Canaries in progress, by alias, as declared.
-    pub rollouts: BTreeMap<String, Rollout>,
+    /// Rollouts in progress, by alias: canary, shadow and guard as declared, and the live
+    /// figures over the guard's window (60 s without one).
+    pub rollouts: BTreeMap<String, RolloutInfo>,
     pub versions: Vec<VersionInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutInfo {
+    pub canary: Option<Rollout>,
+    pub shadow: Option<ShadowSpec>,
+    pub guard: Option<GuardSpec>,
+    pub figures: Figures,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,7 +224,19 @@ fn model_info(name: &str, entry: &ModelEntry) -> ModelInfo {
         aliases: entry.aliases.clone(),
         alias_errors: entry.alias_errors.clone(),
         state_error: entry.state_error.clone(),
-        rollouts: entry.rollouts.iter().map(|(alias, c)| (alias.clone(), c.declared.clone())).collect(),
+        rollouts: entry
+            .rollouts
+            .iter()
+            .map(|(alias, r)| {
+                let info = RolloutInfo {
+                    canary: r.canary.as_ref().map(|(d, _)| d.clone()),
+                    shadow: r.shadow.as_ref().map(|(d, _)| d.clone()),
+                    guard: r.guard.clone(),
+                    figures: r.figures.figures(),
+                };
+                (alias.clone(), info)
+            })
+            .collect(),
         versions,
     }
 }

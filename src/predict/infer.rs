@@ -19,7 +19,8 @@ impl Predictor {
         let timeout = input.timeout;
         // A raw tensor names no entity: a sticky canary assigns it at random.
         let no_entity: for<'r> fn(&'r TensorInput, Option<&str>) -> Option<&'r str> = |_, _| None;
-        self.on_version(model, target, input, no_entity, timeout, |version, deadline, input| async move {
+        self.on_version(model, target, input, no_entity, timeout, |routed, deadline, input| async move {
+            let version = routed.version;
             let width = version.view.width();
             let expected = &version.manifest.model.input.name;
             if input.name != *expected {

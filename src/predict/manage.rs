@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use super::predictor::Predictor;
 use crate::Error;
-pub use crate::registry::canary::{CanaryOutcome, CanaryStep};
 pub use crate::registry::lifecycle::{Move, MoveOutcome, MoveRequest};
-pub use crate::registry::rollout::Assignment;
+pub use crate::registry::rollout::{Assignment, GuardSpec};
+pub use crate::registry::rollout_steps::{RolloutOutcome, RolloutStep};
 pub use crate::registry::state::{Action, AliasMove};
-use crate::registry::{Registry, VersionState, canary, lifecycle};
+use crate::registry::{Registry, VersionState, lifecycle, rollout_steps};
 
 /// A model's aliases and every move they made.
 #[derive(Debug, Clone, Serialize)]
@@ -83,17 +83,17 @@ impl Predictor {
 
     /// One step of a canary on an alias (start, weight, promote, abort): validated and
     /// written to the registry like a promotion, and this replica swaps before the answer.
-    pub async fn canary_step(
+    pub async fn rollout_step(
         &self,
         model: &str,
-        step: CanaryStep,
+        step: RolloutStep,
         request: MoveRequest,
-    ) -> Result<CanaryOutcome, Error> {
+    ) -> Result<RolloutOutcome, Error> {
         let model = model.to_string();
         let outcome = self
-            .on_registry("canary step", move |registry| {
+            .on_registry("rollout step", move |registry| {
                 let source = registry.source();
-                let outcome = canary::step(registry.dir(), &model, step, &request, source, |v| {
+                let outcome = rollout_steps::step(registry.dir(), &model, step, &request, source, |v| {
                     registry.ensure_loaded(&model, v)
                 })?;
                 registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;

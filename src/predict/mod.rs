@@ -15,12 +15,14 @@
 
 mod admission;
 pub mod describe;
+mod guard;
 mod infer;
 pub mod manage;
 mod messages;
 pub mod outputs;
 mod pipeline;
 mod predictor;
+mod shadow;
 
 pub use crate::backend::{Tensor, TensorData, TensorMeta};
 pub use crate::features::RequestValue;

@@ -8,9 +8,10 @@ use std::time::Instant;
 use super::messages::{GroupReport, PredictRequest, PredictResponse, RowPrediction};
 use super::outputs::extract;
 use super::predictor::{Deadline, Predictor, run_model};
+use super::shadow::{ShadowInput, ShadowJob};
 use crate::Error;
 use crate::features::view::{GroupPlan, GroupRead};
-use crate::registry::{ModelVersion, Target};
+use crate::registry::{Routed, Target};
 
 impl Predictor {
     pub async fn predict(
@@ -26,17 +27,20 @@ impl Predictor {
             request,
             sticky_entity,
             timeout,
-            |version, deadline, request| async move { self.run_pipeline(&version, request, deadline).await },
+            |routed, deadline, request| async move { self.run_pipeline(&routed, request, deadline).await },
         )
         .await
     }
 
-    async fn run_pipeline(
+    /// The pipeline on the routed version; a sampled shadow gets the same request (or, when
+    /// its view assembles the same vector, the same input) off the response path.
+    pub(super) async fn run_pipeline(
         &self,
-        version: &Arc<ModelVersion>,
+        routed: &Routed,
         request: PredictRequest,
         deadline: Deadline,
     ) -> Result<PredictResponse, Error> {
+        let version = &routed.version;
         let limits = self.0.limits;
         if request.rows.len() > limits.max_batch_rows {
             return Err(Error::TooManyRows { got: request.rows.len(), max: limits.max_batch_rows });
@@ -82,7 +86,20 @@ impl Predictor {
 
         let t3 = Instant::now();
         let rows = frames.len();
+        let shadow = routed.shadow.as_ref().map(|shadow| {
+            let input = if shadow.same_input {
+                ShadowInput::Vector { input: input.clone(), rows }
+            } else {
+                ShadowInput::Request(Box::new(request.clone()))
+            };
+            (shadow, input)
+        });
         let tensors = run_model(version, input, rows, deadline).await?;
+        if let Some(figures) = &routed.figures
+            && tensors.iter().any(crate::backend::Tensor::has_non_finite)
+        {
+            figures.record_non_finite(routed.arm);
+        }
         version.metrics.inference.observe(t3.elapsed().as_secs_f64());
 
         version.metrics.rows.inc_by(rows as u64);
@@ -90,7 +107,7 @@ impl Predictor {
         if defaulted > 0 {
             version.metrics.missing_features.inc_by(defaulted as u64);
         }
-        let predictions = frames
+        let predictions: Vec<RowPrediction> = frames
             .iter()
             .zip(missing)
             .enumerate()
@@ -106,6 +123,11 @@ impl Predictor {
                 }),
             })
             .collect();
+        if let Some((served, input)) = shadow {
+            let primary = predictions.iter().map(|p: &RowPrediction| p.outputs.clone()).collect();
+            let job = ShadowJob { shadow: served.clone(), figures: routed.figures.clone(), input, primary };
+            self.0.shadows.offer(job, &self.0.metrics);
+        }
         Ok(PredictResponse { model: version.model.clone(), version: version.version, rows: predictions })
     }
 }

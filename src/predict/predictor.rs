@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::admission::{Admission, Permit};
+use super::shadow::ShadowQueue;
 use crate::Error;
 use crate::backend::{BackendError, Tensor};
 use crate::features::FeatureService;
 use crate::metrics::{Metrics, UNKNOWN_MODEL};
-use crate::registry::{ModelVersion, Registry, Target};
+use crate::registry::{ModelVersion, Registry, Routed, Target};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -22,6 +23,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Requests in flight beyond this are refused at once (admission control).
     pub max_in_flight: usize,
+    /// Shadow runs waiting beyond this are dropped (and counted).
+    pub shadow_queue: usize,
 }
 
 pub(super) struct Shared {
@@ -30,6 +33,7 @@ pub(super) struct Shared {
     pub(super) metrics: Metrics,
     pub(super) limits: Limits,
     admission: Arc<Admission>,
+    pub(super) shadows: ShadowQueue,
     /// Set at SIGTERM: readiness answers 503 while in-flight requests finish.
     draining: AtomicBool,
 }
@@ -44,6 +48,11 @@ pub(super) struct Deadline {
 }
 
 impl Deadline {
+    /// `budget` from now.
+    pub(super) fn after(budget: Duration) -> Deadline {
+        Deadline { at: Instant::now() + budget, budget }
+    }
+
     pub(super) fn check(&self) -> Result<(), Error> {
         if Instant::now() >= self.at { Err(Error::Timeout(self.budget)) } else { Ok(()) }
     }
@@ -73,6 +82,7 @@ impl Predictor {
             metrics,
             limits,
             admission,
+            shadows: ShadowQueue::new(limits.shadow_queue),
             draining: AtomicBool::new(false),
         }))
     }
@@ -138,15 +148,15 @@ impl Predictor {
         work: F,
     ) -> Result<T, Error>
     where
-        F: FnOnce(Arc<ModelVersion>, Deadline, R) -> Fut,
+        F: FnOnce(Routed, Deadline, R) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         let start = Instant::now();
         let server = self.0.limits.request_timeout;
         let budget = client_timeout.map_or(server, |t| t.min(server));
         let deadline = Deadline { at: start + budget, budget };
-        let version = match self.0.registry.snapshot().route(model, target, |key| entity(&request, key)) {
-            Ok((v, _arm)) => v,
+        let routed = match self.0.registry.snapshot().route(model, target, |key| entity(&request, key)) {
+            Ok(routed) => routed,
             Err(e) => {
                 // Only a served model's name may become a label value: a client could
                 // otherwise grow /metrics without bound with made-up names.
@@ -155,18 +165,24 @@ impl Predictor {
                 return Err(e);
             }
         };
-        let result =
-            match tokio::time::timeout_at(deadline.at.into(), work(Arc::clone(&version), deadline, request))
-                .await
-            {
-                Ok(result) => result,
-                Err(_) => Err(Error::Timeout(budget)),
-            };
+        let version = Arc::clone(&routed.version);
+        let figures = routed.figures.clone();
+        let arm = routed.arm;
+        let result = match tokio::time::timeout_at(deadline.at.into(), work(routed, deadline, request)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout(budget)),
+        };
         version.metrics.count(match &result {
             Ok(_) => "ok",
             Err(e) => e.code(),
         });
-        version.metrics.total.observe(start.elapsed().as_secs_f64());
+        let elapsed = start.elapsed();
+        version.metrics.total.observe(elapsed.as_secs_f64());
+        if let Some(figures) = figures {
+            let failed = result.as_ref().err().is_some_and(Error::is_version_fault);
+            figures.record(arm, !failed, elapsed);
+        }
         result
     }
 }

@@ -7,9 +7,9 @@
 //! A request loads one snapshot and finishes on it, whatever is swapped in meanwhile; a
 //! version is dropped when the last snapshot and request holding it are gone.
 
-pub mod canary;
 pub mod dir;
 mod gauges;
+pub mod guard;
 pub mod lifecycle;
 pub mod load;
 mod load_thread;
@@ -18,6 +18,9 @@ pub mod mlflow;
 pub mod outputs;
 pub mod reconcile;
 pub mod rollout;
+pub mod rollout_figures;
+pub mod rollout_snapshot;
+pub mod rollout_steps;
 pub mod snapshot;
 pub mod state;
 pub mod version;
@@ -27,6 +30,6 @@ pub use dir::{RegistryDir, RegistryError};
 pub use load::LoadOptions;
 pub use manifest::Manifest;
 pub use reconcile::{Registry, RegistryOptions};
-pub use snapshot::{ModelEntry, Snapshot, Target, VersionState};
+pub use snapshot::{ModelEntry, Routed, Snapshot, Target, VersionState};
 pub use state::{ModelState, PRODUCTION};
 pub use version::ModelVersion;

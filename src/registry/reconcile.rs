@@ -14,8 +14,8 @@ use super::lifecycle;
 use super::load::LoadOptions;
 use super::load_thread::LoadThread;
 use super::mlflow::Mlflow;
-use super::rollout::{self, ServedRollout};
-use super::snapshot::{CanaryEntry, ModelEntry, Snapshot, VersionState};
+use super::rollout_snapshot::{self, Declared};
+use super::snapshot::{ModelEntry, Snapshot, VersionState};
 use super::version::ModelVersion;
 use crate::Error;
 use crate::metrics::Metrics;
@@ -125,19 +125,17 @@ impl Registry {
             Ok(v) => entry.on_disk = v,
             Err(e) => entry.state_error = Some(e.to_string()),
         }
-        let (wanted, rollouts) = match lifecycle::read_state(&self.dir, name) {
-            Ok(state) => (state.aliases, state.rollouts),
+        let (wanted, declared) = match lifecycle::read_state(&self.dir, name) {
+            Ok(state) => (state.aliases.clone(), Declared::from_state(&state)),
             Err(e) => {
-                // Keep serving the last good aliases (and canaries) rather than none.
+                // Keep serving the last good aliases (and rollouts) rather than none.
                 entry.state_error = Some(e.to_string());
                 let aliases = prev.map(|p| p.aliases.clone()).unwrap_or_default();
-                let rollouts =
-                    prev.map(|p| p.rollouts.iter().map(|(a, r)| (a.clone(), r.declared.clone())).collect());
-                (aliases, rollouts.unwrap_or_default())
+                (aliases, prev.map(Declared::served_by).unwrap_or_default())
             }
         };
         let newest = entry.on_disk.iter().rev().take(self.options.keep_latest).copied();
-        let canaries = rollouts.values().map(|r| r.canary);
+        let canaries = declared.versions();
         let resident: BTreeSet<u64> = wanted
             .values()
             .copied()
@@ -179,34 +177,7 @@ impl Registry {
             }
             entry.alias_errors.insert(alias.clone(), message);
         }
-        for (alias, declared) in rollouts {
-            let problem = match entry.versions.get(&declared.canary) {
-                Some(VersionState::Ready(canary)) if entry.aliases.contains_key(&alias) => {
-                    let served = ServedRollout {
-                        canary: Arc::clone(canary),
-                        weight_ppm: declared.weight_ppm(),
-                        assignment: declared.assignment,
-                        sticky_key: declared.sticky_key.clone(),
-                        salt: rollout::salt(name, &alias),
-                    };
-                    entry.rollouts.insert(alias, CanaryEntry { declared, served });
-                    continue;
-                }
-                Some(VersionState::Ready(_)) => {
-                    format!("the alias does not serve, so its canary {} does not either", declared.canary)
-                }
-                Some(VersionState::Failed(reason)) => {
-                    format!("canary version {} was refused: {reason}", declared.canary)
-                }
-                None => format!("canary version {} does not exist", declared.canary),
-            };
-            let key = format!("{alias} (canary)");
-            let message = format!("{problem}; the alias serves alone");
-            if prev.and_then(|p| p.alias_errors.get(&key)) != Some(&message) {
-                tracing::error!(model = name, alias = %alias, "{message}");
-            }
-            entry.alias_errors.insert(key, message);
-        }
+        rollout_snapshot::serve(name, &declared, &mut entry, prev);
         entry
     }
 

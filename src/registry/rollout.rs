@@ -56,6 +56,90 @@ impl Rollout {
     }
 }
 
+/// A shadow on one alias, as `state.toml` records it: a sample of the alias's requests is
+/// also run on `version`, off the response path, and compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowSpec {
+    pub version: u64,
+    /// Share of the alias's (stable) requests mirrored, 0 < sample <= 1.
+    pub sample: f64,
+    pub started_at: String,
+    pub by: String,
+}
+
+impl ShadowSpec {
+    pub fn check_sample(sample: f64) -> Result<(), String> {
+        if sample.is_finite() && sample > 0.0 && sample <= 1.0 {
+            Ok(())
+        } else {
+            Err(format!("sample must be in (0, 1], got {sample}"))
+        }
+    }
+
+    pub fn sample_ppm(&self) -> u32 {
+        (self.sample.clamp(0.0, 1.0) * f64::from(PPM)).round() as u32
+    }
+}
+
+/// Rules that pull a canary and a shadow back by themselves, over a sliding window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardSpec {
+    /// The sliding window the figures are taken over.
+    pub window_s: u64,
+    /// Requests each compared side needs in the window before a rate or p99 rule applies.
+    pub min_requests: u64,
+    /// Trips when the canary's error rate exceeds the stable version's by more than this
+    /// (0.01: one percentage point).
+    pub max_error_rate_increase: Option<f64>,
+    /// Trips when the canary's p99 exceeds the stable version's by more than this percent.
+    pub max_p99_increase_pct: Option<f64>,
+    /// Trips when the shadow disagrees with the stable version's labels more often than
+    /// this share of compared requests.
+    pub max_disagreement: Option<f64>,
+    /// Trips on any non-finite output of the canary or the shadow.
+    pub non_finite: bool,
+}
+
+impl Default for GuardSpec {
+    fn default() -> Self {
+        GuardSpec {
+            window_s: 60,
+            min_requests: 100,
+            max_error_rate_increase: None,
+            max_p99_increase_pct: None,
+            max_disagreement: None,
+            non_finite: true,
+        }
+    }
+}
+
+impl GuardSpec {
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.window_s == 0 || self.window_s > 3600 {
+            return Err(("guard.window_s", "must be 1 to 3600 seconds".into()));
+        }
+        let rates = [
+            ("guard.max_error_rate_increase", self.max_error_rate_increase),
+            ("guard.max_disagreement", self.max_disagreement),
+        ];
+        for (field, value) in rates {
+            if let Some(v) = value
+                && !(v.is_finite() && (0.0..=1.0).contains(&v))
+            {
+                return Err((field, format!("must be between 0 and 1, got {v}")));
+            }
+        }
+        if let Some(v) = self.max_p99_increase_pct
+            && !(v.is_finite() && v >= 0.0)
+        {
+            return Err(("guard.max_p99_increase_pct", format!("must be a percentage >= 0, got {v}")));
+        }
+        Ok(())
+    }
+}
+
 /// Which side of a rollout answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,6 +193,11 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// A uniform draw in `0..PPM`, for sampling.
+pub fn next_draw_ppm() -> u32 {
+    bucket(next_random())
 }
 
 /// A splitmix64 sequence per thread, seeded at random (std's per-process hash keys).

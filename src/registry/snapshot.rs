@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::rollout::{Arm, Rollout, ServedRollout};
+use super::rollout::{Arm, next_draw_ppm};
+use super::rollout_figures::RolloutFigures;
+use super::rollout_snapshot::{AliasRollout, ServedShadow};
 use super::state::PRODUCTION;
 use super::version::ModelVersion;
 use crate::Error;
@@ -52,15 +54,20 @@ pub struct ModelEntry {
     pub alias_errors: BTreeMap<String, String>,
     /// Set when `state.toml` could not be read: the last good aliases stay in force.
     pub state_error: Option<String>,
-    /// Canaries served, by alias.
-    pub rollouts: BTreeMap<String, CanaryEntry>,
+    /// Rollouts (canary, shadow, guard) served, by alias.
+    pub rollouts: BTreeMap<String, AliasRollout>,
 }
 
-/// A canary as declared in `state.toml` and as served.
+/// Where a request goes: the version that answers, which side of a rollout it is on, and
+/// what else watches it.
 #[derive(Debug, Clone)]
-pub struct CanaryEntry {
-    pub declared: Rollout,
-    pub served: ServedRollout,
+pub struct Routed {
+    pub version: Arc<ModelVersion>,
+    pub arm: Arm,
+    /// The alias's rollout figures, when one is in progress.
+    pub figures: Option<Arc<RolloutFigures>>,
+    /// A shadow that this request is also sent to (sampled, stable side only).
+    pub shadow: Option<ServedShadow>,
 }
 
 impl ModelEntry {
@@ -113,29 +120,41 @@ impl Snapshot {
         }
     }
 
-    /// [`Snapshot::resolve`], with an alias's canary taking its share: `entity` is the
-    /// value of the canary's sticky key in the request, when it has one.
+    /// [`Snapshot::resolve`], with an alias's canary taking its share and its shadow its
+    /// sample: `entity` gives the request's value of a sticky canary's key.
     pub fn route<'e>(
         &self,
         model: &str,
         target: &Target,
         entity: impl FnOnce(Option<&str>) -> Option<&'e str>,
-    ) -> Result<(Arc<ModelVersion>, Arm), Error> {
+    ) -> Result<Routed, Error> {
         let stable = self.resolve(model, target)?;
-        let Target::Alias(alias) = target else { return Ok((stable, Arm::Stable)) };
-        let Some(canary) = self.models.get(model).and_then(|m| m.rollouts.get(alias)) else {
-            return Ok((stable, Arm::Stable));
+        let alone = |version| Ok(Routed { version, arm: Arm::Stable, figures: None, shadow: None });
+        let Target::Alias(alias) = target else { return alone(stable) };
+        let Some(rollout) = self.models.get(model).and_then(|m| m.rollouts.get(alias)) else {
+            return alone(stable);
         };
-        let served = &canary.served;
-        let key = match served.assignment {
-            super::rollout::Assignment::Sticky => entity(served.sticky_key.as_deref()),
-            super::rollout::Assignment::Random => None,
-        };
-        if served.picks_canary(key) {
-            Ok((Arc::clone(&served.canary), Arm::Canary))
-        } else {
-            Ok((stable, Arm::Stable))
+        let figures = Some(Arc::clone(&rollout.figures));
+        if let Some((_, served)) = &rollout.canary {
+            let key = match served.assignment {
+                super::rollout::Assignment::Sticky => entity(served.sticky_key.as_deref()),
+                super::rollout::Assignment::Random => None,
+            };
+            if served.picks_canary(key) {
+                return Ok(Routed {
+                    version: Arc::clone(&served.canary),
+                    arm: Arm::Canary,
+                    figures,
+                    shadow: None,
+                });
+            }
         }
+        let shadow = rollout
+            .shadow
+            .as_ref()
+            .filter(|(_, s)| s.sample_ppm >= super::rollout::PPM || next_draw_ppm() < s.sample_ppm)
+            .map(|(_, s)| s.clone());
+        Ok(Routed { version: stable, arm: Arm::Stable, figures, shadow })
     }
 
     /// Every served model has a loaded production version.

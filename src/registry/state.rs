@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::rollout::Rollout;
+use super::rollout::{GuardSpec, Rollout, ShadowSpec};
 
 /// The alias that requests without a version are served by.
 pub const PRODUCTION: &str = "production";
@@ -27,6 +27,12 @@ pub struct ModelState {
     /// Canaries in progress, by alias.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rollouts: BTreeMap<String, Rollout>,
+    /// Shadows in progress, by alias.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shadows: BTreeMap<String, ShadowSpec>,
+    /// Guards watching an alias's canary and shadow, by alias.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub guards: BTreeMap<String, GuardSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +43,12 @@ pub enum Action {
     Rollback,
     /// A canary started or its weight changed (`from` the alias's version, `to` the canary).
     Canary,
-    /// A canary was stopped without promoting it; the alias did not move.
+    /// A canary or a shadow was stopped without promoting it; the alias did not move.
     Abort,
+    /// A shadow started (`to` the shadow version).
+    Shadow,
+    /// A guard was set or cleared.
+    Guard,
 }
 
 impl Action {
@@ -49,6 +59,8 @@ impl Action {
             Action::Rollback => "rollback",
             Action::Canary => "canary",
             Action::Abort => "abort",
+            Action::Shadow => "shadow",
+            Action::Guard => "guard",
         }
     }
 }
@@ -92,7 +104,7 @@ impl ModelState {
                 Action::Rollback => undone += 1,
                 Action::Promote if undone > 0 => undone -= 1,
                 Action::Promote => return m.from,
-                Action::Canary | Action::Abort => {}
+                Action::Canary | Action::Abort | Action::Shadow | Action::Guard => {}
             }
         }
         None

@@ -126,6 +126,14 @@ pub struct FeatureView {
 }
 
 impl FeatureView {
+    /// Whether `other` assembles the same model input vector from the same request and
+    /// store values (the same declaration, so the same fetches, expressions and order).
+    pub fn same_input_as(&self, other: &FeatureView) -> bool {
+        let text = |v: &FeatureView| serde_json::to_string(&v.spec).ok();
+        let a = text(self);
+        a.is_some() && a == text(other)
+    }
+
     pub fn spec(&self) -> &FeatureViewSpec {
         &self.spec
     }
