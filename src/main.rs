@@ -112,8 +112,14 @@ struct ModelsCmd {
 enum ModelsAction {
     /// Every model version with its aliases.
     List,
-    /// One model: aliases, versions, manifests.
-    Show { model: String },
+    /// One model: aliases, versions, manifests; with --server, a running replica's live
+    /// rollout figures too.
+    Show {
+        model: String,
+        /// A replica's HTTP address (e.g. http://127.0.0.1:8080) to read live figures from.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Point an alias at a version, after loading and validating it. Every replica
     /// watching the registry follows within about a second.
     Promote {
@@ -429,7 +435,20 @@ fn models(args: ModelsCmd) -> anyhow::Result<()> {
     };
     match args.action {
         ModelsAction::List => print!("{}", models::list(&dir)?),
-        ModelsAction::Show { model } => print!("{}", models::show(&dir, &model)?),
+        ModelsAction::Show { model, server } => {
+            print!("{}", models::show(&dir, &model)?);
+            if let Some(server) = server {
+                let url = format!("{}/v1/models/{model}", server.trim_end_matches('/'));
+                let info: serde_json::Value = runtime
+                    .block_on(async {
+                        let _ = rustls::crypto::ring::default_provider().install_default();
+                        let response = reqwest::get(&url).await?.error_for_status()?;
+                        response.json().await
+                    })
+                    .with_context(|| format!("reading live figures from {url}"))?;
+                print!("{}", models::live_figures(&info));
+            }
+        }
         ModelsAction::History { model } => print!("{}", models::history(&dir, &model)?),
         ModelsAction::Promote { model, version, alias, reason } => {
             let action = Move::Promote(version);

@@ -174,6 +174,19 @@ async fn a_shadow_is_compared_off_the_response_path_and_its_drops_counted() {
     assert!(dropped.is_some(), "no drops counted");
     let figures = rollout(&server).await["figures"]["shadow"].clone();
     assert!(figures["dropped"].as_u64() >= Some(20), "{figures}");
+
+    // The CLI shows the same live figures, read from the replica.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fti-serve"))
+        .args(["models", "show", "fraud", "--server", &server.url("")])
+        .arg("--registry")
+        .arg(registry.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("shadow -> 4 on 100% of requests"), "{text}");
+    assert!(text.contains("live figures of production over the last 60 s"), "{text}");
+    assert!(text.contains("shadow  compared"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

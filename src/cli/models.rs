@@ -106,6 +106,54 @@ pub fn show(dir: &RegistryDir, model: &str) -> Result<String, Error> {
     Ok(out)
 }
 
+/// A replica's live rollout figures (its `GET /v1/models/{model}` answer), one alias a
+/// block.
+pub fn live_figures(info: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let Some(rollouts) = info["rollouts"].as_object().filter(|r| !r.is_empty()) else {
+        return "  no rollout in progress on that replica\n".to_string();
+    };
+    let ms = |v: &serde_json::Value| v.as_f64().map_or_else(|| "-".to_string(), |x| format!("{x:.3} ms"));
+    for (alias, r) in rollouts {
+        let f = &r["figures"];
+        let _ = writeln!(
+            out,
+            "  live figures of {alias} over the last {} s:",
+            f["window_s"].as_f64().unwrap_or(0.0)
+        );
+        for side in ["stable", "canary"] {
+            let a = &f[side];
+            if a.is_null() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "    {side:<7} requests {:>8}  errors {:>6} ({:.2}%)  p99 {}  non-finite {}",
+                a["requests"],
+                a["errors"],
+                a["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
+                ms(&a["p99_ms"]),
+                a["non_finite"]
+            );
+        }
+        let s = &f["shadow"];
+        if !s.is_null() {
+            let _ = writeln!(
+                out,
+                "    shadow  compared {:>8}  label disagreements {} ({:.2}%)  max |diff| {}  errors {}  dropped {}  non-finite {}",
+                s["compared"],
+                s["disagreed"],
+                s["disagreement_rate"].as_f64().unwrap_or(0.0) * 100.0,
+                s["max_abs_diff"],
+                s["errors"],
+                s["dropped"],
+                s["non_finite"]
+            );
+        }
+    }
+    out
+}
+
 /// Promotes (`Move::Promote(v)`) or rolls back (`Move::Rollback`) `alias`, loading and
 /// validating the version that would become current before anything is written.
 pub fn move_alias(
