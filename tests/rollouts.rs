@@ -146,20 +146,23 @@ async fn a_shadow_is_compared_off_the_response_path_and_its_drops_counted() {
         assert_eq!(body["version"], 1);
         common::assert_outputs(&body["outputs"], &case.outputs, "stable answer with a shadow");
     }
-    let compared = common::eventually(Duration::from_secs(30), async || {
-        rollout(&server).await["figures"]["shadow"]["compared"].as_u64() >= Some(20)
+    // Every run is accounted for (the queue holds one: under a busy machine the lowest-
+    // priority worker may fall behind and drop), and what was compared did not differ.
+    let accounted = common::eventually(Duration::from_secs(30), async || {
+        let f = rollout(&server).await["figures"]["shadow"].clone();
+        f["compared"].as_u64().unwrap_or(0) + f["dropped"].as_u64().unwrap_or(0) == 30
     })
     .await;
-    assert!(compared.is_some(), "{}", rollout(&server).await);
+    assert!(accounted.is_some(), "{}", rollout(&server).await);
     let figures = rollout(&server).await["figures"]["shadow"].clone();
+    assert!(figures["compared"].as_u64() >= Some(1), "{figures}");
     assert_eq!(
         (figures["disagreed"].as_u64(), figures["max_abs_diff"].as_f64()),
         (Some(0), Some(0.0)),
         "{figures}"
     );
-    assert!(
-        metric(&server, r#"fti_shadow_runs_total{model="fraud",outcome="ok",version="3"}"#).await >= 20.0
-    );
+    let ok = metric(&server, r#"fti_shadow_runs_total{model="fraud",outcome="ok",version="3"}"#).await;
+    assert_eq!(Some(ok as u64), figures["compared"].as_u64());
 
     // A shadow many times slower behind a queue of one: answers never wait for it; the
     // runs it cannot take are dropped and counted.

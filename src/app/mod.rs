@@ -130,7 +130,7 @@ impl App {
             tokio::spawn(async move { predictor.watch_store(interval).await })
         };
         background.push(health);
-        background.extend(predictor.spawn_shadow_worker());
+        predictor.spawn_shadow_worker();
         let guards = predictor.clone();
         background.push(tokio::spawn(async move { guards.watch_guards(Duration::from_secs(1)).await }));
         let admin_token = config.admin_token().map_err(|e| AppError::Config(e.to_string()))?;

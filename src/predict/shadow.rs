@@ -1,12 +1,12 @@
 //! Shadow traffic: a sample of an alias's stable requests also runs on its shadow version,
 //! off the response path. Jobs wait in a bounded queue; a full queue drops the job (counted,
-//! never waited for); one worker runs them in turn and compares each answer with the stable
-//! one: per output, the largest |difference| of numbers and whether a label differs.
+//! never waited for); one worker, on a thread at the lowest CPU priority, runs them in turn
+//! and compares each answer with the stable one: per output, the largest |difference| of
+//! numbers and whether a label differs.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::messages::{OutputValue, PredictRequest};
 use super::outputs::extract;
@@ -61,15 +61,38 @@ impl ShadowQueue {
 }
 
 impl Predictor {
-    /// Starts the worker that runs shadow jobs (once; `None` if already started).
-    pub fn spawn_shadow_worker(&self) -> Option<JoinHandle<()>> {
-        let mut rx = self.0.shadows.rx.lock().unwrap_or_else(PoisonError::into_inner).take()?;
-        let predictor = self.clone();
-        Some(tokio::spawn(async move {
-            while let Some(job) = rx.recv().await {
-                predictor.run_shadow(job).await;
+    /// Starts the worker that runs shadow jobs (once): an OS thread of its own at the
+    /// lowest CPU priority (nice 19), with its own single-threaded runtime, so shadow work
+    /// takes only CPU the answers leave idle. It ends when the last handle on the predictor
+    /// is gone. Returns whether it started.
+    pub fn spawn_shadow_worker(&self) -> bool {
+        let Some(mut rx) = self.0.shadows.rx.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            return false;
+        };
+        let shared = Arc::downgrade(&self.0);
+        let started = std::thread::Builder::new().name("fti-shadow".into()).spawn(move || {
+            // Linux: the nice value is per thread, and threads this one starts inherit it.
+            if let Err(e) = rustix::process::nice(19) {
+                tracing::warn!("shadow worker: cannot lower its priority: {e}");
             }
-        }))
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    tracing::error!("shadow worker: cannot start its runtime: {e}; shadows are dropped");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                while let Some(job) = rx.recv().await {
+                    let Some(shared) = shared.upgrade() else { break };
+                    Predictor(shared).run_shadow(job).await;
+                }
+            });
+        });
+        if let Err(e) = started {
+            tracing::error!("cannot start the shadow worker: {e}; shadows are dropped");
+        }
+        true
     }
 
     async fn run_shadow(&self, job: ShadowJob) {
