@@ -6,6 +6,8 @@
 #
 #   bash loadtest/compare/rollouts.sh OLD_BIN NEW_BIN LOADTEST_BIN [RATE] [SECONDS] [ROUNDS]
 #
+# SERVER_CPUS / LOAD_CPUS (taskset lists, e.g. 0 and 1) pin the server (and its shadow
+# worker) and the load generator apart; unset, both float.
 # Binaries: release builds (cargo build --release -p fti-serve -p fti-loadtest; OLD_BIN from
 # a commit before rollouts, for the same-run A/B of the request path). The embedded store
 # serves the example's features; the server and the load generator share this machine.
@@ -27,8 +29,9 @@ sed -e "s#path = \"../models\"#path = \"$WORK/models\"#" -e "s#\"../examples#\"$
     -e 's#127.0.0.1:8080#127.0.0.1:18180#; s#127.0.0.1:8081#127.0.0.1:18181#' \
     -e 's#^keep_latest = 2#keep_latest = 0#' -e '/^shadow_queue/d' config/example.toml > "$WORK/config.toml"
 
+pin() { if [ -n "${1:-}" ]; then echo taskset -c "$1"; fi; }
 serve() {  # BIN LABEL
-  "$1" serve --config "$WORK/config.toml" > "$OUT/server-$2.log" 2>&1 &
+  $(pin "${SERVER_CPUS:-}") "$1" serve --config "$WORK/config.toml" > "$OUT/server-$2.log" 2>&1 &
   for _ in $(seq 1 200); do
     curl -sf http://127.0.0.1:18180/health/ready >/dev/null && return 0
     sleep 0.1
@@ -46,7 +49,7 @@ run() {  # BIN LABEL [shadow sample]
   cp "$WORK/state.clean" "$WORK/models/fraud/state.toml"
   serve "$1" "$2"
   if [ -n "${3:-}" ]; then models shadow start fraud 4 --sample "$3"; sleep 1.5; fi
-  "$LOADTEST" --url http://127.0.0.1:18180 --corpus models/fraud/1/golden.jsonl \
+  $(pin "${LOAD_CPUS:-}") "$LOADTEST" --url http://127.0.0.1:18180 --corpus models/fraud/1/golden.jsonl \
       --entities examples/fraud/data/features/card_profile.csv --rate "$RATE" --duration "${SECONDS_}s" \
       --warmup 3s --summary "$OUT/$2.json" > "$OUT/$2.txt" 2>&1
   curl -s http://127.0.0.1:18180/metrics | grep -E '^fti_shadow_runs_total|fti_request_stage_seconds_sum\{.*stage="inference"|fti_request_stage_seconds_count\{.*stage="inference"' > "$OUT/$2.metrics" || true

@@ -62,7 +62,8 @@ impl ShadowQueue {
 
 impl Predictor {
     /// Starts the worker that runs shadow jobs (once): an OS thread of its own at the
-    /// lowest CPU priority (nice 19), with its own single-threaded runtime, so shadow work
+    /// lowest CPU priority (Linux `SCHED_IDLE`: any other thread that wakes takes the core
+    /// at once; elsewhere nice 19), with its own single-threaded runtime, so shadow work
     /// takes only CPU the answers leave idle. It ends when the last handle on the predictor
     /// is gone. Returns whether it started.
     pub fn spawn_shadow_worker(&self) -> bool {
@@ -71,9 +72,10 @@ impl Predictor {
         };
         let shared = Arc::downgrade(&self.0);
         let started = std::thread::Builder::new().name("fti-shadow".into()).spawn(move || {
-            // Linux: the nice value is per thread, and threads this one starts inherit it.
-            if let Err(e) = rustix::process::nice(19) {
-                tracing::warn!("shadow worker: cannot lower its priority: {e}");
+            // Per thread on Linux, and inherited by the threads this one starts (the
+            // runtime's blocking pool, where slow models run).
+            if let Err(e) = lowest_priority() {
+                tracing::warn!("shadow worker: cannot lower its CPU priority: {e}");
             }
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime,
@@ -149,6 +151,24 @@ impl Predictor {
             figures.record_shadow(result);
         }
     }
+}
+
+/// Puts the calling thread at the lowest CPU priority. On Linux `SCHED_IDLE`: measured,
+/// nice 19 alone let a shadow sharing the server's core raise its p50 from 0.23 to 0.68 ms
+/// (BENCHMARKS.md, "Shadow traffic"), because a woken thread does not preempt a niced one
+/// at once under the EEVDF scheduler; an idle-policy thread it does.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn lowest_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: the call reads `param` during the call only; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lowest_priority() -> std::io::Result<()> {
+    rustix::process::nice(19).map(drop).map_err(std::io::Error::from)
 }
 
 /// A shadow answer against the stable one.
