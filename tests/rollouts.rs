@@ -206,6 +206,14 @@ async fn a_guard_pulls_a_canary_with_non_finite_outputs_and_replicas_follow() {
     })
     .await;
     assert!(on_replica.is_some(), "the replica never saw the canary");
+    // The guard and a shadow converge the same way.
+    assert_eq!(rollout(&replica).await["guard"]["window_s"], 30);
+    step(&server, "shadow", json!({"version": 5, "sample": 0.000001})).await;
+    let shadowed = common::eventually(Duration::from_secs(10), async || {
+        rollout(&replica).await["shadow"]["version"] == 5
+    })
+    .await;
+    assert!(shadowed.is_some(), "the replica never saw the shadow");
 
     let load = Load::start(&server, &[1, 5]);
     let tripped =
@@ -224,10 +232,13 @@ async fn a_guard_pulls_a_canary_with_non_finite_outputs_and_replicas_follow() {
     assert_eq!(metric(&server, trips).await, 1.0);
     // Production never moved, and the replica drops the canary too.
     assert_eq!(server.get("/v1/models/fraud").await.1["aliases"]["production"], 1);
-    let followed =
-        common::eventually(Duration::from_secs(10), async || rollout(&replica).await["canary"].is_null())
-            .await;
-    assert!(followed.is_some(), "the replica kept the canary");
+    let followed = common::eventually(Duration::from_secs(10), async || {
+        let r = rollout(&replica).await;
+        r["canary"].is_null() && r["shadow"].is_null()
+    })
+    .await;
+    assert!(followed.is_some(), "the replica kept the canary or the shadow");
+    assert_eq!(rollout(&replica).await["guard"]["window_s"], 30, "the guard stays for the next canary");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
