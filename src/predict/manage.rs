@@ -62,27 +62,18 @@ impl Predictor {
     ) -> Result<MoveOutcome, Error> {
         let model = model.to_string();
         let outcome = self
-            .on_registry("alias move", move |registry| {
-                let source = registry.source();
-                let outcome = lifecycle::move_alias(registry.dir(), &model, action, &request, source, |v| {
+            .registry_step("alias move", move |registry| {
+                lifecycle::move_alias(registry.dir(), &model, action, &request, registry.source(), |v| {
                     registry.ensure_loaded(&model, v)
-                })?;
-                // Swap this replica now; the others follow through the registry watcher.
-                registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;
-                Ok(outcome)
+                })
             })
             .await?;
-        let action = outcome.action.label();
-        self.0
-            .metrics
-            .alias_moves
-            .with_label_values(&[outcome.model.as_str(), outcome.alias.as_str(), action])
-            .inc();
+        self.count_move(&outcome.model, &outcome.alias, outcome.action);
         Ok(outcome)
     }
 
-    /// One step of a canary on an alias (start, weight, promote, abort): validated and
-    /// written to the registry like a promotion, and this replica swaps before the answer.
+    /// One rollout step on an alias (canary, shadow, guard): validated and written to the
+    /// registry like a promotion, and this replica swaps before the answer.
     pub async fn rollout_step(
         &self,
         model: &str,
@@ -91,22 +82,33 @@ impl Predictor {
     ) -> Result<RolloutOutcome, Error> {
         let model = model.to_string();
         let outcome = self
-            .on_registry("rollout step", move |registry| {
-                let source = registry.source();
-                let outcome = rollout_steps::step(registry.dir(), &model, step, &request, source, |v| {
+            .registry_step("rollout step", move |registry| {
+                rollout_steps::step(registry.dir(), &model, step, &request, registry.source(), |v| {
                     registry.ensure_loaded(&model, v)
-                })?;
-                registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;
-                Ok(outcome)
+                })
             })
             .await?;
-        let action = outcome.action.label();
-        self.0
-            .metrics
-            .alias_moves
-            .with_label_values(&[outcome.model.as_str(), outcome.alias.as_str(), action])
-            .inc();
+        self.count_move(&outcome.model, &outcome.alias, outcome.action);
         Ok(outcome)
+    }
+
+    /// Registry work that changes the registry, then this replica's swap; the others
+    /// follow through the registry watcher.
+    async fn registry_step<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl FnOnce(&Registry) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.on_registry(what, move |registry| {
+            let outcome = work(registry)?;
+            registry.reconcile().map_err(|e| Error::Registry(e.to_string()))?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    fn count_move(&self, model: &str, alias: &str, action: Action) {
+        self.0.metrics.alias_moves.with_label_values(&[model, alias, action.label()]).inc();
     }
 
     pub async fn history(&self, model: &str) -> Result<History, Error> {

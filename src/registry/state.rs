@@ -126,15 +126,7 @@ impl ModelState {
     /// Moves `alias` to `to`, recording the move.
     pub fn record(&mut self, alias: &str, action: Action, to: u64, by: &str, reason: &str) -> Option<u64> {
         let from = self.aliases.insert(alias.to_string(), to);
-        self.history.push(AliasMove {
-            at: rfc3339_now(),
-            alias: alias.to_string(),
-            action,
-            from,
-            to,
-            by: by.to_string(),
-            reason: reason.to_string(),
-        });
+        self.note(alias, action, from, to, by, reason);
         from
     }
 }
