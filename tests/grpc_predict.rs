@@ -47,7 +47,11 @@ async fn predictions_over_grpc_match_golden() {
                 row: Some(row(&g.request)),
                 return_features: false,
             };
-            let response = client.predict(request).await.unwrap().into_inner();
+            let answer = client.predict(request).await.unwrap();
+            // The serving version is in the metadata too (as HTTP's x-model-version).
+            let header = answer.metadata().get("x-model-version").map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(header, Some(version.to_string()));
+            let response = answer.into_inner();
             assert_eq!((response.model.as_str(), response.version), ("fraud", version));
             let prediction = response.prediction.unwrap();
             assert_outputs(&outputs_json(&prediction), &g.outputs, &format!("grpc v{version} golden {i}"));

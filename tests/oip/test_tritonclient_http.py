@@ -104,3 +104,16 @@ def test_errors_use_the_specification_form(client, server):
         urllib.request.urlopen(request, timeout=5)
     assert raised.value.code == 400
     assert "inputs" in json.loads(raised.value.read())["error"]
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_infer_answers_name_the_serving_version_in_a_header(server, version):
+    inputs, _ = golden(int(version))
+    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, inputs.shape[1]],
+                        "data": [None if np.isnan(x) else float(x) for x in inputs[0]]}]}
+    req = urllib.request.Request(f"http://{server['http']}/v2/models/fraud/versions/{version}/infer",
+                                 data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.headers["x-model-version"] == version
+        assert json.loads(r.read())["model_version"] == version
