@@ -187,6 +187,7 @@ fn benches(c: &mut Criterion) {
                     batch: false,
                     return_features: false,
                     timeout: None,
+                    request_id: None,
                 };
                 let target = target.clone();
                 let predictor = predictor.clone();
@@ -202,6 +203,7 @@ fn benches(c: &mut Criterion) {
                     batch: false,
                     return_features: false,
                     timeout: None,
+                    request_id: Default::default(),
                 },
             ))
             .expect("predict");
@@ -260,7 +262,13 @@ fn feast_layout(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let app = build_app(rt, &config);
     let predictor = app.predictor.clone();
     let row = row_of(&golden_requests(2)[0]);
-    let request = PredictRequest { rows: vec![row], batch: false, return_features: false, timeout: None };
+    let request = PredictRequest {
+        rows: vec![row],
+        batch: false,
+        return_features: false,
+        timeout: None,
+        request_id: Default::default(),
+    };
     let answer = |v: u64| {
         rt.block_on(predictor.predict("fraud", &Target::Version(v), request.clone())).expect("predict")
     };
@@ -324,6 +332,7 @@ fn codecs(c: &mut Criterion, rt: &tokio::runtime::Runtime, predictor: &Predictor
             features,
         }),
         return_features: false,
+        request_id: Default::default(),
     }
     .encode_to_vec();
     group.bench_function("grpc_predict/decode", |b| {
@@ -341,6 +350,7 @@ fn codecs(c: &mut Criterion, rt: &tokio::runtime::Runtime, predictor: &Predictor
                 batch: false,
                 return_features: false,
                 timeout: None,
+                request_id: Default::default(),
             },
         ))
         .expect("predict");
@@ -351,6 +361,7 @@ fn codecs(c: &mut Criterion, rt: &tokio::runtime::Runtime, predictor: &Predictor
                 model: answer.model.clone(),
                 version: answer.version,
                 prediction: Some(fti_serve::grpc::prediction::prediction(row)),
+                request_id: answer.request_id.clone(),
             }
             .encode_to_vec()
         });

@@ -108,6 +108,7 @@ fn main() {
                 target: Some(pb::Target { model: "fraud".into(), version: 1, alias: String::new() }),
                 row: Some(row.clone()),
                 return_features: false,
+                request_id: Default::default(),
             };
             async move {
                 c.predict(req).await.expect("predict");

@@ -2,7 +2,7 @@
 //!
 //! # Module map
 //!
-//! Arrows run one way: transports → [`predict`] → ([`registry`], [`features`],
+//! Arrows run one way: transports → [`predict`] → ([`observe`], [`registry`], [`features`],
 //! [`transform`], [`backend`]). [`app`] and [`cli`] sit on top and wire everything; only
 //! they read [`config`].
 //!
@@ -28,6 +28,9 @@
 //!   error-to-`Status` mapping; served beside HTTP by the same process.
 //! - [`oip`]: Open Inference Protocol tensor codecs both transports share.
 //! - [`metrics`]: metric names, buckets and the Prometheus registry.
+//! - [`observe`]: what the server records of what it serves, off the request path: the
+//!   prediction log (files, Redis Streams, exported to Parquet) and drift against each
+//!   version's training reference.
 //! - [`config`]: the configuration file format, layered (defaults, TOML file,
 //!   `FTI__SECTION__KEY` env), and its validation.
 //! - [`app`]: wiring: turn config into each module's options, build the shared state,
@@ -51,6 +54,8 @@
 //!    vector is assembled in the order the model was trained on.
 //! 5. The version's [`backend::Backend`] runs the batch; the version's output plans name
 //!    the outputs, and [`http`] encodes the answer.
+//! 6. When the request is sampled for the prediction log (or drift is watched), its pieces
+//!    go to [`observe`]'s bounded queue; a background thread writes the record.
 
 pub mod app;
 pub mod backend;
@@ -62,6 +67,7 @@ pub mod features;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod observe;
 pub mod oip;
 pub mod predict;
 pub mod registry;

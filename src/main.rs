@@ -37,12 +37,53 @@ enum Command {
     Transform(TransformCmd),
     /// Operator commands on the model registry: list, show, promote, rollback, history.
     Models(ModelsCmd),
+    /// The prediction log: export it to Parquet for training.
+    #[command(subcommand)]
+    Log(LogCmd),
     /// Exit 0 when GET on an http:// URL answers 200 (a container health check with no
     /// curl in the image).
     Probe {
         #[arg(default_value = "http://127.0.0.1:8080/health/live")]
         url: String,
     },
+}
+
+#[derive(Subcommand)]
+enum LogCmd {
+    /// Write the prediction log (files or a Redis Stream) to Parquet, one column per
+    /// feature, for a point-in-time join with labels.
+    Export(LogExportArgs),
+}
+
+#[derive(Args)]
+struct LogExportArgs {
+    /// Read the log files in this directory (`prediction_log.files.dir`).
+    #[arg(long, conflicts_with = "stream", required_unless_present = "stream")]
+    files: Option<PathBuf>,
+    /// Read a Redis Stream at this URL (`redis://host:port[/db]`).
+    #[arg(long, env = "FTI_LOG_STREAM_URL", hide_env_values = true)]
+    stream: Option<String>,
+    /// The stream's key; `{model}` is replaced by --model.
+    #[arg(long, default_value = "fti:predictions:{model}")]
+    key: String,
+    /// A file holding the stream's Redis password.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// The Parquet file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Only this model's records.
+    #[arg(long)]
+    model: Option<String>,
+    /// Only this version's records.
+    #[arg(long)]
+    version: Option<u64>,
+    /// From this time on (RFC 3339, or seconds since the epoch), inclusive.
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (RFC 3339, or seconds since the epoch).
+    #[arg(long)]
+    until: Option<String>,
 }
 
 #[derive(Args)]
@@ -298,6 +339,32 @@ fn main() -> ExitCode {
     }
 }
 
+fn log_export(args: LogExportArgs) -> anyhow::Result<()> {
+    use fti_serve::cli::log::{ExportArgs, Source, export};
+    let source = match (args.files, args.stream) {
+        (Some(dir), _) => Source::Files(dir),
+        (None, Some(url)) => {
+            let password = match &args.password_file {
+                Some(file) => Some(fti_serve::secret::Secret::read_file(file).map_err(anyhow::Error::msg)?),
+                None => None,
+            };
+            Source::Stream { url, password, key: args.key }
+        }
+        (None, None) => bail!("pass --files DIR or --stream URL"),
+    };
+    let run_args = ExportArgs {
+        source,
+        out: args.out,
+        model: args.model,
+        version: args.version,
+        since: args.since,
+        until: args.until,
+    };
+    let rows = runtime()?.block_on(export(&run_args)).map_err(anyhow::Error::msg).context("log export")?;
+    eprintln!("exported {rows} records to {}", run_args.out.display());
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
@@ -377,6 +444,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Models(args) => models(args),
+        Command::Log(LogCmd::Export(args)) => log_export(args),
         Command::Probe { url } => probe(&url),
     }
 }

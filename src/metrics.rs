@@ -313,3 +313,10 @@ impl VersionMetrics {
         }
     }
 }
+
+impl Metrics {
+    /// The registry, for a module that defines its own series (`crate::observe`).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}

@@ -176,7 +176,10 @@ async fn grpc_predict(addr: std::net::SocketAddr) -> Result<(), tonic::Status> {
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let row = common::grpc_row(&valid());
     let target = Some(pb::Target { model: "fraud".into(), version: 1, alias: String::new() });
-    client.predict(pb::PredictRequest { target, row: Some(row), return_features: false }).await.map(drop)
+    client
+        .predict(pb::PredictRequest { target, row: Some(row), return_features: false, ..Default::default() })
+        .await
+        .map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -192,7 +192,12 @@ async fn unknown_model_names_do_not_grow_metrics() {
     let mut client = pb::prediction_service_client::PredictionServiceClient::connect(endpoint).await.unwrap();
     for i in 0..grpc {
         let target = pb::Target { model: format!("grpc-made-up-{i}"), version: 0, alias: String::new() };
-        let request = pb::PredictRequest { target: Some(target), row: None, return_features: false };
+        let request = pb::PredictRequest {
+            target: Some(target),
+            row: None,
+            return_features: false,
+            ..Default::default()
+        };
         let status = client.predict(request).await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
     }

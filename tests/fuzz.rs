@@ -388,6 +388,7 @@ fn fti_request() -> impl Strategy<Value = fpb::PredictRequest> {
                 features: f.into_iter().collect(),
             }),
             return_features: rf,
+            request_id: Default::default(),
         },
     )
 }

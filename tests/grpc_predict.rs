@@ -46,6 +46,7 @@ async fn predictions_over_grpc_match_golden() {
                 target: target(version),
                 row: Some(row(&g.request)),
                 return_features: false,
+                request_id: Default::default(),
             };
             let answer = client.predict(request).await.unwrap();
             // The serving version is in the metadata too (as HTTP's x-model-version).
@@ -61,6 +62,7 @@ async fn predictions_over_grpc_match_golden() {
             target: target(version),
             rows: goldens.iter().map(|g| row(&g.request)).collect(),
             return_features: true,
+            request_id: String::new(),
         };
         let response = client.predict_batch(batch).await.unwrap().into_inner();
         assert_eq!(response.predictions.len(), goldens.len());
@@ -74,7 +76,12 @@ async fn predictions_over_grpc_match_golden() {
     let goldens = golden("fraud", 1);
     let requests: Vec<pb::PredictRequest> = goldens
         .iter()
-        .map(|g| pb::PredictRequest { target: target(1), row: Some(row(&g.request)), return_features: false })
+        .map(|g| pb::PredictRequest {
+            target: target(1),
+            row: Some(row(&g.request)),
+            return_features: false,
+            ..Default::default()
+        })
         .collect();
     let mut stream = client.predict_stream(tokio_stream::iter(requests)).await.unwrap().into_inner();
     let mut answered = 0;
@@ -95,13 +102,19 @@ async fn errors_map_to_grpc_status_codes() {
         target: Some(pb::Target { model: "nope".into(), version: 0, alias: String::new() }),
         row: Some(good.clone()),
         return_features: false,
+        request_id: Default::default(),
     };
     assert_eq!(client.predict(unknown).await.unwrap_err().code(), Code::NotFound);
 
     let mut missing = good.clone();
     missing.features.remove("amount");
     let status = client
-        .predict(pb::PredictRequest { target: target(1), row: Some(missing), return_features: false })
+        .predict(pb::PredictRequest {
+            target: target(1),
+            row: Some(missing),
+            return_features: false,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -110,7 +123,12 @@ async fn errors_map_to_grpc_status_codes() {
     let mut wrong = good.clone();
     wrong.features.insert("amount".into(), pb::Value { kind: Some(pb::value::Kind::Text("abc".into())) });
     let status = client
-        .predict(pb::PredictRequest { target: target(1), row: Some(wrong), return_features: false })
+        .predict(pb::PredictRequest {
+            target: target(1),
+            row: Some(wrong),
+            return_features: false,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(
@@ -119,7 +137,12 @@ async fn errors_map_to_grpc_status_codes() {
     );
 
     let status = client
-        .predict(pb::PredictRequest { target: None, row: Some(good), return_features: false })
+        .predict(pb::PredictRequest {
+            target: None,
+            row: Some(good),
+            return_features: false,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -89,6 +89,7 @@ async fn declared_request_constraints_are_enforced_online_and_offline() {
             target: target.clone(),
             row: Some(row.clone()),
             return_features: false,
+            request_id: Default::default(),
         })
         .await
         .unwrap_err();
@@ -188,6 +189,7 @@ async fn beyond_max_in_flight_requests_are_refused_at_once() {
             target: Some(pb::Target { model: "fraud".into(), version: 1, alias: String::new() }),
             row: None,
             return_features: false,
+            request_id: Default::default(),
         })
         .await
         .unwrap_err();

@@ -200,6 +200,7 @@ async fn a_slow_redis_cannot_hold_a_request_past_the_store_timeout_or_the_deadli
         target: Some(pb::Target { model: "fraud".into(), version: 1, alias: String::new() }),
         row: Some(row),
         return_features: false,
+        request_id: Default::default(),
     });
     request.set_timeout(Duration::from_millis(200));
     let start = Instant::now();

@@ -47,6 +47,8 @@ echo "== Open Inference Protocol with tritonclient (pytest)"
 FTI_SERVE_BIN="$PWD/target/debug/fti-serve" "$VENV/bin/pytest" -q -p no:cacheprovider tests/oip
 echo "== the example's on-demand features against an independent reference (pytest)"
 "$VENV/bin/pytest" -q -p no:cacheprovider tests/example
+bash tests/drift/run.sh
+bash tests/loop/run.sh
 bash tests/feast/run.sh
 bash tests/mlflow/run.sh
 bash tests/kubernetes/run.sh

@@ -12,7 +12,9 @@ Each version is written to the model registry as models/fraud/<N>/{model.onnx,
 manifest.toml, golden.jsonl}; models/fraud/state.toml points the production alias at
 version 2. golden.jsonl holds requests against the committed feature snapshot, the model
 input vector the server must assemble for them and the reference outputs from
-onnxruntime.
+onnxruntime. Each manifest ends with a [reference]: deciles of the training rows per model
+input column and per output, which the server's drift monitor compares what it serves
+with (docs/prediction-log.md, "Drift").
 """
 
 from __future__ import annotations
@@ -311,6 +313,51 @@ def write_goldens(version: int, view_path: Path, view: dict, onnx_path: Path,
     return len(lines)
 
 
+# ----------------------------------------------------------------------------- reference
+
+def decile_bins(values: np.ndarray) -> dict | None:
+    """Deciles of the finite values: `edges` (np.quantile at np.linspace(0, 1, 11)[1:-1],
+    duplicates removed) and the share of values in each of the len(edges) + 1 bins, bin i holding
+    edges[i-1] <= v < edges[i] (np.searchsorted(edges, v, side="right")). None when no
+    value is finite."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return None
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, 11)[1:-1]))
+    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+    return {"edges": [float(e) for e in edges], "shares": [float(c / x.size) for c in counts]}
+
+
+def reference_section(X: np.ndarray, cols: list[str], outputs: dict[str, np.ndarray]) -> dict:
+    """The manifest's [reference]: deciles per model input column (named as the server
+    names them: `f.<category>` for a one-hot feature) and per numeric output. X is binned
+    as the float32 values the model sees, exactly."""
+    X64 = np.asarray(X, dtype=np.float32).astype(np.float64)
+    features = {c: b for j, c in enumerate(cols) if (b := decile_bins(X64[:, j])) is not None}
+    outs = {name: b for name, v in outputs.items() if (b := decile_bins(v)) is not None}
+    return {"rows": int(X.shape[0]), "features": features, "outputs": outs}
+
+
+def reference_toml(ref: dict) -> str:
+    """[reference] as TOML, one line per array (exact floats, shortest round-trip form)."""
+    def key(name: str) -> str:
+        bare = name.isascii() and name.replace("_", "").replace("-", "").isalnum()
+        return name if bare else json.dumps(name)
+
+    def floats(xs: list[float]) -> str:
+        return "[" + ", ".join(repr(float(x)) for x in xs) + "]"
+
+    lines = ["[reference]", f"rows = {int(ref['rows'])}"]
+    for kind in ("features", "outputs"):
+        for name, b in ref[kind].items():
+            lines += ["", f"[reference.{kind}.{key(name)}]", f"edges = {floats(b['edges'])}",
+                      f"shares = {floats(b['shares'])}"]
+    text = "\n".join(lines) + "\n"
+    assert tomllib.loads(text)["reference"] == ref, "reference does not round-trip"
+    return text
+
+
 # ----------------------------------------------------------------------------- registry
 
 def make_reproducible(onx, version: int) -> None:
@@ -328,9 +375,12 @@ def make_reproducible(onx, version: int) -> None:
 
 
 def write_version(version: int, onx, view: dict, description: str, framework: str,
-                  metrics: dict) -> Path:
+                  metrics: dict, reference: dict, models: Path = MODELS,
+                  created_at: str = CREATED_AT) -> Path:
+    """Write <models>/<version>/{model.onnx,manifest.toml}; the manifest ends with the
+    [reference] table."""
     import tomli_w
-    vdir = MODELS / str(version)
+    vdir = models / str(version)
     vdir.mkdir(parents=True, exist_ok=True)
     data = onx.SerializeToString()
     (vdir / "model.onnx").write_bytes(data)
@@ -343,7 +393,7 @@ def write_version(version: int, onx, view: dict, description: str, framework: st
             "name": "fraud",
             "version": version,
             "description": description,
-            "created_at": CREATED_AT,
+            "created_at": created_at,
             "framework": framework,
             "file": "model.onnx",
             "sha256": hashlib.sha256(data).hexdigest(),
@@ -357,7 +407,7 @@ def write_version(version: int, onx, view: dict, description: str, framework: st
         "training": metrics,
         "feature_view": view,
     }
-    (vdir / "manifest.toml").write_text(tomli_w.dumps(manifest))
+    (vdir / "manifest.toml").write_text(tomli_w.dumps(manifest) + "\n" + reference_toml(reference))
     return vdir / "model.onnx"
 
 
@@ -422,7 +472,8 @@ def main() -> None:
         p_te = ort_probabilities(sess, X[te])[:, 1]
         p_py = model.predict_proba(X[te].astype(np.float64))[:, 1]
         auc, pr_auc = auc_scores(y[te], p_te)
-        tr_auc, _ = auc_scores(y[tr], ort_probabilities(sess, X[tr])[:, 1])
+        probs_tr = ort_probabilities(sess, X[tr])
+        tr_auc, _ = auc_scores(y[tr], probs_tr[:, 1])
         metrics = {
             "auc": round(auc, 4),
             "pr_auc": round(pr_auc, 4),
@@ -434,7 +485,10 @@ def main() -> None:
             "split": f"train on transactions before {split_ts} (first {TRAIN_DAYS} of 30 days)",
             "onnxruntime": onnxruntime.__version__,
         }
-        path = write_version(version, onx, view, spec["description"], spec["framework"], metrics)
+        reference = reference_section(X[tr], cols, {"probability": probs_tr[:, 1],
+                                                    "label": np.argmax(probs_tr, axis=1)})
+        path = write_version(version, onx, view, spec["description"], spec["framework"], metrics,
+                             reference)
         g = graph_summary(onx)
         print(f"train v{version}: {len(cols)} inputs, train {tr.sum()} rows "
               f"({y[tr].sum()} fraud), test {te.sum()} rows ({y[te].sum()} fraud)")

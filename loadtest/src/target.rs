@@ -357,6 +357,7 @@ fn predict_request(body: &Value, model: &str, version: Option<u64>) -> Result<pb
         }),
         row: Some(pb::fti::Row { entities, features }),
         return_features: body.get("return_features").and_then(Value::as_bool).unwrap_or(false),
+        request_id: String::new(),
     })
 }
 

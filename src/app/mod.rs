@@ -20,6 +20,7 @@ use crate::features::{FeatureService, OnStoreError};
 use crate::grpc::GrpcOptions;
 use crate::http::HttpOptions;
 use crate::metrics::Metrics;
+use crate::observe::Observer;
 use crate::predict::{Limits, Predictor};
 use crate::registry::{Registry, RegistryDir, RegistryOptions, mlflow, watch};
 
@@ -120,7 +121,9 @@ impl App {
             max_in_flight: config.server.max_in_flight(),
             shadow_queue: config.inference.shadow_queue,
         };
-        let predictor = Predictor::new(Arc::clone(&registry), features, metrics, limits);
+        let observer =
+            Observer::start(&options::observe_options(config)?, &metrics).map_err(AppError::Config)?;
+        let predictor = Predictor::new(Arc::clone(&registry), features, metrics, limits, observer);
         let up = predictor.check_store_health().await;
         tracing::info!(store = %predictor.readiness().store.store, up, "online store");
 

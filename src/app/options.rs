@@ -10,6 +10,7 @@ use crate::connections::ConnectionLimits;
 use crate::features::CacheOptions;
 use crate::features::redis::RedisOptions;
 use crate::grpc::GrpcOptions;
+use crate::observe::{DriftOptions, FilesOptions, LogOptions, ObserveOptions, StreamOptions};
 use crate::registry::LoadOptions;
 use crate::secret::Secret;
 
@@ -89,4 +90,49 @@ pub fn grpc_options(config: &Config) -> GrpcOptions {
         keepalive_interval: Duration::from_millis(server.grpc_keepalive_interval_ms),
         keepalive_timeout: Duration::from_millis(server.grpc_keepalive_timeout_ms),
     }
+}
+
+/// What the server records of what it serves, from `[prediction_log]` and `[drift]`; the
+/// stream sink reaches the store's Redis unless it names its own URL.
+pub fn observe_options(config: &Config) -> Result<ObserveOptions, AppError> {
+    let log_config = &config.prediction_log;
+    let log = if log_config.enabled {
+        let stream = match &log_config.stream {
+            Some(s) => {
+                let mut redis = if s.url.is_empty() {
+                    redis_options(&config.store.redis)?
+                } else {
+                    RedisOptions { url: s.url.clone(), password: None, ca_pem: None, timeout: Duration::ZERO }
+                };
+                redis.timeout = Duration::from_millis(s.timeout_ms);
+                Some(StreamOptions { redis, key: s.key.clone(), maxlen: s.maxlen })
+            }
+            None => None,
+        };
+        Some(LogOptions {
+            sample: log_config.sample,
+            per_model: log_config.models.iter().map(|(m, c)| (m.clone(), c.sample)).collect(),
+            files: log_config.files.as_ref().map(|f| FilesOptions {
+                dir: f.dir.clone(),
+                max_file_bytes: f.max_file_bytes,
+                max_file_age: Duration::from_secs(f.max_file_age_s),
+                max_files: f.max_files,
+            }),
+            stream,
+        })
+    } else {
+        None
+    };
+    let drift = &config.drift;
+    Ok(ObserveOptions {
+        log,
+        drift: drift.enabled.then(|| DriftOptions {
+            window: Duration::from_secs(drift.window_s),
+            min_rows: drift.min_rows,
+            psi_threshold: drift.psi_threshold,
+        }),
+        drift_sample: drift.sample,
+        queue: log_config.queue,
+        batch: log_config.batch,
+    })
 }

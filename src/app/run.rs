@@ -64,6 +64,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let (http, grpc) = tokio::join!(http_task, grpc_task);
     http.map_err(|e| failed("HTTP", e.to_string()))?;
     grpc.map_err(|e| failed("gRPC", e.to_string()))??;
+    app.predictor.finish_observing(Duration::from_millis(config.server.drain_timeout_ms));
     tracing::info!("drained; exiting");
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Commands other than `serve`: the feature-pipeline sink (`materialize`), offline
-//! on-demand features (`transform`) and operator commands on the registry (`models`). `main.rs` parses arguments and calls these.
+//! on-demand features (`transform`), operator commands on the registry (`models`) and
+//! the prediction log's export (`log`). `main.rs` parses arguments and calls these.
 
+pub mod log;
 pub mod materialize;
 pub mod models;
 pub mod transform;

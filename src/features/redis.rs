@@ -26,6 +26,26 @@ pub struct RedisOptions {
     pub timeout: Duration,
 }
 
+/// A client for `options` (URL, password override, CA for TLS); connects nothing yet.
+pub fn client(options: &RedisOptions) -> Result<redis::Client, StoreError> {
+    let invalid =
+        |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {}: {e}", redact_url(&options.url)));
+    let mut info = options.url.as_str().into_connection_info().map_err(|e| invalid(&e))?;
+    if let Some(password) = &options.password {
+        let settings = info.redis_settings().clone().set_password(password.expose());
+        info = info.set_redis_settings(settings);
+    }
+    match &options.ca_pem {
+        Some(pem) => {
+            // ring, whatever else the dependency tree enables: rustls refuses to guess.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let certificates = TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) };
+            redis::Client::build_with_tls(info, certificates).map_err(|e| invalid(&e))
+        }
+        None => redis::Client::open(info).map_err(|e| invalid(&e)),
+    }
+}
+
 /// After this many failed pings in a row the connection manager is built anew: it stops
 /// reconnecting by itself after an error that is not I/O (a password changed while Redis
 /// restarted, say), and a fresh one recovers from any of them.
@@ -47,20 +67,7 @@ impl RedisStore {
     pub fn new(options: &RedisOptions) -> Result<RedisStore, StoreError> {
         let display = redact_url(&options.url);
         let invalid = |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {display}: {e}"));
-        let mut info = options.url.as_str().into_connection_info().map_err(|e| invalid(&e))?;
-        if let Some(password) = &options.password {
-            let settings = info.redis_settings().clone().set_password(password.expose());
-            info = info.set_redis_settings(settings);
-        }
-        let client = match &options.ca_pem {
-            Some(pem) => {
-                // ring, whatever else the dependency tree enables: rustls refuses to guess.
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let certificates = TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) };
-                redis::Client::build_with_tls(info, certificates).map_err(|e| invalid(&e))?
-            }
-            None => redis::Client::open(info).map_err(|e| invalid(&e))?,
-        };
+        let client = client(options)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout))

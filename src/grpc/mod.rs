@@ -27,4 +27,13 @@ fn with_version<T>(mut response: tonic::Response<T>, version: u64) -> tonic::Res
     response.metadata_mut().insert("x-model-version", tonic::metadata::MetadataValue::from(version));
     response
 }
+
+/// A predict answer carries its request id in the `x-request-id` metadata (and its body).
+fn with_request_id<T>(mut response: tonic::Response<T>, id: &str) -> tonic::Response<T> {
+    // The core checked it: printable ASCII, always valid metadata.
+    if let Ok(value) = id.parse() {
+        response.metadata_mut().insert(crate::observe::request_id::REQUEST_ID_HEADER, value);
+    }
+    response
+}
 pub use server::{GrpcOptions, serve};

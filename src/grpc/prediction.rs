@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::error::to_status;
 use super::pb::fti as pb;
 use super::pb::fti::prediction_service_server::PredictionService;
+use crate::observe::request_id::REQUEST_ID_HEADER;
 use crate::predict::{
     OutputValue, PredictRequest, PredictResponse, PredictRow, Predictor, RequestValue, RowPrediction, Target,
 };
@@ -96,6 +97,7 @@ impl Prediction {
         &self,
         request: pb::PredictRequest,
         timeout: Option<Duration>,
+        metadata_id: Option<String>,
     ) -> Result<pb::PredictResponse, Status> {
         let _admission = self.predictor.try_admit().map_err(|e| to_status(&e))?;
         let (model, which) = target(request.target.as_ref())?;
@@ -105,10 +107,31 @@ impl Prediction {
             batch: false,
             return_features: request.return_features,
             timeout,
+            request_id: request_id(request.request_id, metadata_id),
         };
-        let PredictResponse { model, version, rows } =
+        let PredictResponse { model, version, request_id, rows } =
             self.predictor.predict(&model, &which, request).await.map_err(|e| to_status(&e))?;
-        Ok(pb::PredictResponse { model, version, prediction: rows.into_iter().next().map(prediction) })
+        Ok(pb::PredictResponse {
+            model,
+            version,
+            prediction: rows.into_iter().next().map(prediction),
+            request_id,
+        })
+    }
+}
+
+/// The caller's id: the message's field, else the `x-request-id` metadata.
+fn request_id(field: String, metadata: Option<String>) -> Option<String> {
+    if field.is_empty() { metadata } else { Some(field) }
+}
+
+/// The `x-request-id` metadata of a call; one that is not text is refused naming it.
+fn metadata_id<T>(request: &Request<T>) -> Result<Option<String>, Status> {
+    match request.metadata().get(REQUEST_ID_HEADER) {
+        Some(value) => value.to_str().map(|v| Some(v.to_string())).map_err(|_| {
+            Status::invalid_argument(format!("metadata {REQUEST_ID_HEADER}: must be printable ASCII"))
+        }),
+        None => Ok(None),
     }
 }
 
@@ -121,9 +144,11 @@ impl PredictionService for Prediction {
         request: Request<pb::PredictRequest>,
     ) -> Result<Response<pb::PredictResponse>, Status> {
         let timeout = super::deadline::budget(&request)?;
-        let answer = self.one(request.into_inner(), timeout).await?;
+        let id = metadata_id(&request)?;
+        let answer = self.one(request.into_inner(), timeout, id).await?;
         let version = answer.version;
-        Ok(super::with_version(Response::new(answer), version))
+        let id = answer.request_id.clone();
+        Ok(super::with_request_id(super::with_version(Response::new(answer), version), &id))
     }
 
     async fn predict_batch(
@@ -131,19 +156,27 @@ impl PredictionService for Prediction {
         request: Request<pb::PredictBatchRequest>,
     ) -> Result<Response<pb::PredictBatchResponse>, Status> {
         let timeout = super::deadline::budget(&request)?;
+        let id = metadata_id(&request)?;
         let _admission = self.predictor.try_admit().map_err(|e| to_status(&e))?;
         let request = request.into_inner();
         let (model, which) = target(request.target.as_ref())?;
         let rows = request.rows.into_iter().map(row).collect();
-        let request = PredictRequest { rows, batch: true, return_features: request.return_features, timeout };
-        let PredictResponse { model, version, rows } =
+        let request = PredictRequest {
+            rows,
+            batch: true,
+            return_features: request.return_features,
+            timeout,
+            request_id: request_id(request.request_id, id),
+        };
+        let PredictResponse { model, version, request_id, rows } =
             self.predictor.predict(&model, &which, request).await.map_err(|e| to_status(&e))?;
         let answer = pb::PredictBatchResponse {
             model,
             version,
             predictions: rows.into_iter().map(prediction).collect(),
+            request_id: request_id.clone(),
         };
-        Ok(super::with_version(Response::new(answer), version))
+        Ok(super::with_request_id(super::with_version(Response::new(answer), version), &request_id))
     }
 
     type PredictStreamStream = PredictStream;
@@ -159,7 +192,7 @@ impl PredictionService for Prediction {
             while let Some(next) = inbound.message().await.transpose() {
                 let answer = match next {
                     // Each message is its own request, under the server's deadline.
-                    Ok(request) => service.one(request, None).await,
+                    Ok(request) => service.one(request, None, None).await,
                     Err(status) => Err(status),
                 };
                 if tx.send(answer).await.is_err() {

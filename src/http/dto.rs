@@ -64,11 +64,17 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(PredictRequest { rows, batch: true, return_features, timeout: None })
+            Ok(PredictRequest { rows, batch: true, return_features, timeout: None, request_id: None })
         }
         None => {
             let row = parse_row(object.remove("entities"), object.remove("features"), "")?;
-            Ok(PredictRequest { rows: vec![row], batch: false, return_features, timeout: None })
+            Ok(PredictRequest {
+                rows: vec![row],
+                batch: false,
+                return_features,
+                timeout: None,
+                request_id: None,
+            })
         }
     }
 }

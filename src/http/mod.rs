@@ -82,6 +82,8 @@ pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
 /// Every predict and infer answer names the version that served it (a canary's share
 /// included) in this header too.
 pub const MODEL_VERSION_HEADER: &str = "x-model-version";
+/// The caller's id for a prediction, answered back (one is made without it).
+pub use crate::observe::request_id::REQUEST_ID_HEADER;
 
 /// The client's own deadline, from [`TIMEOUT_HEADER`] (milliseconds).
 pub fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, String> {
@@ -144,12 +146,31 @@ async fn predict(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let timeout = client_timeout(headers).map_err(|m| ApiError::bad_request("invalid_header", m))?;
+    let request_id = match headers.get(REQUEST_ID_HEADER) {
+        Some(value) => {
+            let id =
+                value.to_str().ok().filter(|id| crate::observe::request_id::check(id).is_ok()).ok_or_else(
+                    || {
+                        let rule = crate::observe::request_id::RULE;
+                        ApiError::bad_request("invalid_header", format!("header {REQUEST_ID_HEADER}: {rule}"))
+                    },
+                )?;
+            Some(id.to_string())
+        }
+        None => None,
+    };
     let mut request = dto::parse_predict(&body)?;
     request.timeout = timeout;
+    request.request_id = request_id;
     let batch = request.batch;
     let response = p.predict(model, target, request).await?;
     let mut http = Json(dto::render_predict(&response, batch)).into_response();
-    http.headers_mut().insert(MODEL_VERSION_HEADER, axum::http::HeaderValue::from(response.version));
+    let headers = http.headers_mut();
+    headers.insert(MODEL_VERSION_HEADER, axum::http::HeaderValue::from(response.version));
+    // Checked by the core: 1-128 printable ASCII characters, always a valid header value.
+    if let Ok(id) = axum::http::HeaderValue::from_str(&response.request_id) {
+        headers.insert(REQUEST_ID_HEADER, id);
+    }
     Ok(http)
 }
 

@@ -10,6 +10,7 @@ use super::predictor::Predictor;
 use crate::Error;
 use crate::backend::TensorMeta;
 use crate::features::DType;
+use crate::observe::VersionDrift;
 use crate::registry::mlflow::SourceStatus;
 use crate::registry::rollout::{GuardSpec, Rollout, ShadowSpec};
 use crate::registry::rollout_figures::Figures;
@@ -54,6 +55,8 @@ pub struct ModelInfo {
     /// figures over the guard's window (60 s without one).
     pub rollouts: BTreeMap<String, RolloutInfo>,
     pub versions: Vec<VersionInfo>,
+    /// By version: the drift window against the training reference (docs/prediction-log.md).
+    pub drift: BTreeMap<u64, VersionDrift>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -163,7 +166,8 @@ impl Predictor {
 
     pub fn models(&self) -> ModelList {
         let snapshot = self.0.registry.snapshot();
-        let models = snapshot.models.iter().map(|(name, entry)| model_info(name, entry)).collect();
+        let models =
+            snapshot.models.iter().map(|(name, entry)| self.with_drift(model_info(name, entry))).collect();
         ModelList { models, store: self.0.features.describe() }
     }
 
@@ -171,7 +175,12 @@ impl Predictor {
         let snapshot = self.0.registry.snapshot();
         let entry =
             snapshot.models.get(model).ok_or_else(|| Error::ModelNotFound { model: model.to_string() })?;
-        Ok(model_info(model, entry))
+        Ok(self.with_drift(model_info(model, entry)))
+    }
+
+    fn with_drift(&self, mut info: ModelInfo) -> ModelInfo {
+        info.drift = self.0.observer.drift_of(&info.name).into_iter().collect();
+        info
     }
 
     /// Whether `target` of `model` resolves to a loaded version.
@@ -238,6 +247,7 @@ fn model_info(name: &str, entry: &ModelEntry) -> ModelInfo {
             })
             .collect(),
         versions,
+        drift: BTreeMap::new(),
     }
 }
 

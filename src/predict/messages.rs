@@ -3,11 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::backend::Tensor;
 use crate::features::feast::EventTime;
 use crate::features::{DType, RequestValue, Value};
+pub use crate::registry::named_outputs::OutputValue;
 
 /// One row to predict: entity keys and request-time values, as the client named them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,18 +26,8 @@ pub struct PredictRequest {
     /// The client's own deadline (gRPC `grpc-timeout`, HTTP `X-Request-Timeout-Ms`); the
     /// shorter of it and `server.request_timeout_ms` wins.
     pub timeout: Option<Duration>,
-}
-
-/// One named output value of one row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum OutputValue {
-    Int(i64),
-    Num(f64),
-    Str(String),
-    List(Vec<f64>),
-    /// Keys in column (class) order.
-    Map(Vec<(String, f64)>),
+    /// The caller's id for the request (`x-request-id`); the core makes one without it.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +56,8 @@ pub struct GroupReport {
 pub struct PredictResponse {
     pub model: String,
     pub version: u64,
+    /// The caller's id, or the one the core made: the key of the prediction record.
+    pub request_id: String,
     pub rows: Vec<RowPrediction>,
 }
 

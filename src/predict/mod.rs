@@ -19,7 +19,6 @@ mod guard;
 mod infer;
 pub mod manage;
 mod messages;
-pub mod outputs;
 mod pipeline;
 mod predictor;
 mod shadow;
@@ -28,10 +27,10 @@ pub use crate::backend::{Tensor, TensorData, TensorMeta};
 pub use crate::features::RequestValue;
 pub use crate::registry::PRODUCTION;
 pub use crate::registry::Target;
+pub use crate::registry::named_outputs::extract;
 pub use admission::Permit;
 pub use messages::{
     GroupReport, InferResponse, NamedTensor, OutputValue, PredictRequest, PredictResponse, PredictRow,
     RowPrediction, TensorInput,
 };
-pub use outputs::extract;
 pub use predictor::{Limits, Predictor};

@@ -3,14 +3,15 @@
 //! compute each row's frame, run the batch, name the outputs.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::messages::{GroupReport, PredictRequest, PredictResponse, RowPrediction};
-use super::outputs::extract;
 use super::predictor::{Deadline, Predictor, run_model};
 use super::shadow::{ShadowInput, ShadowJob};
 use crate::Error;
 use crate::features::view::{GroupPlan, GroupRead};
+use crate::observe::{Observation, Wanted, request_id};
+use crate::registry::named_outputs::extract;
 use crate::registry::{Routed, Target};
 
 impl Predictor {
@@ -18,18 +19,32 @@ impl Predictor {
         &self,
         model: &str,
         target: &Target,
-        request: PredictRequest,
+        mut request: PredictRequest,
     ) -> Result<PredictResponse, Error> {
+        let request_id = match request.request_id.take() {
+            Some(id) => {
+                request_id::check(&id)?;
+                id
+            }
+            None => request_id::generate(),
+        };
+        let wanted = self.0.observer.wanted(model);
+        let tap = Tap { request_id: &request_id, target, wanted };
         let timeout = request.timeout;
-        self.on_version(
-            model,
-            target,
-            request,
-            sticky_entity,
-            timeout,
-            |routed, deadline, request| async move { self.run_pipeline(&routed, request, deadline).await },
-        )
-        .await
+        let mut response = self
+            .on_version(
+                model,
+                target,
+                request,
+                sticky_entity,
+                timeout,
+                |routed, deadline, request| async move {
+                    self.run_pipeline(&routed, request, deadline, Some(&tap)).await
+                },
+            )
+            .await?;
+        response.request_id = request_id;
+        Ok(response)
     }
 
     /// The pipeline on the routed version; a sampled shadow gets the same request (or, when
@@ -39,6 +54,7 @@ impl Predictor {
         routed: &Routed,
         request: PredictRequest,
         deadline: Deadline,
+        tap: Option<&Tap<'_>>,
     ) -> Result<PredictResponse, Error> {
         let version = &routed.version;
         let limits = self.0.limits;
@@ -94,6 +110,9 @@ impl Predictor {
             };
             (shadow, input)
         });
+        // Drift only for versions with a training reference to compare with.
+        let tap = tap.filter(|t| t.wanted.log || (t.wanted.drift && version.manifest.reference.is_some()));
+        let observed_input = tap.map(|_| input.clone());
         let tensors = run_model(version, input, rows, deadline).await?;
         if let Some(figures) = &routed.figures
             && tensors.iter().any(crate::backend::Tensor::has_non_finite)
@@ -128,8 +147,42 @@ impl Predictor {
             let job = ShadowJob { shadow: served.clone(), figures: routed.figures.clone(), input, primary };
             self.0.shadows.offer(job, &self.0.metrics);
         }
-        Ok(PredictResponse { model: version.model.clone(), version: version.version, rows: predictions })
+        if let (Some(tap), Some(input)) = (tap, observed_input) {
+            let missing = predictions.iter().map(|p| p.missing_features.clone()).collect();
+            let (entities, values) = request.rows.into_iter().map(|r| (r.entities, r.features)).unzip();
+            self.0.observer.offer(Observation {
+                request_id: tap.request_id.to_string(),
+                time: SystemTime::now(),
+                version: Arc::clone(version),
+                alias: match tap.target {
+                    Target::Alias(alias) => Some(alias.clone()),
+                    Target::Version(_) => None,
+                },
+                arm: routed.arm,
+                entities,
+                request: values,
+                input,
+                missing,
+                tensors,
+                latency: deadline.started().elapsed(),
+                log: tap.wanted.log,
+            });
+        }
+        Ok(PredictResponse {
+            model: version.model.clone(),
+            version: version.version,
+            request_id: String::new(),
+            rows: predictions,
+        })
     }
+}
+
+/// What the prediction log and drift windows need of a request beyond the pipeline's own
+/// pieces (shadow runs have none: they are not observed).
+pub(super) struct Tap<'a> {
+    request_id: &'a str,
+    target: &'a Target,
+    wanted: Wanted,
 }
 
 /// What a sticky canary hashes: the first row's value of its key (default: the row's

@@ -11,6 +11,7 @@ use crate::Error;
 use crate::backend::{BackendError, Tensor};
 use crate::features::FeatureService;
 use crate::metrics::{Metrics, UNKNOWN_MODEL};
+use crate::observe::Observer;
 use crate::registry::{ModelVersion, Registry, Routed, Target};
 
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +35,8 @@ pub(super) struct Shared {
     pub(super) limits: Limits,
     admission: Arc<Admission>,
     pub(super) shadows: ShadowQueue,
+    /// The prediction log and drift windows.
+    pub(super) observer: Observer,
     /// Set at SIGTERM: readiness answers 503 while in-flight requests finish.
     draining: AtomicBool,
 }
@@ -56,6 +59,11 @@ impl Deadline {
     pub(super) fn check(&self) -> Result<(), Error> {
         if Instant::now() >= self.at { Err(Error::Timeout(self.budget)) } else { Ok(()) }
     }
+
+    /// When the request was routed (its budget began).
+    pub(super) fn started(&self) -> Instant {
+        self.at - self.budget
+    }
 }
 
 /// Cheap-to-clone handle on everything a request needs.
@@ -74,6 +82,7 @@ impl Predictor {
         features: FeatureService,
         metrics: Metrics,
         limits: Limits,
+        observer: Observer,
     ) -> Predictor {
         let admission = Admission::new(limits.max_in_flight);
         Predictor(Arc::new(Shared {
@@ -83,6 +92,7 @@ impl Predictor {
             limits,
             admission,
             shadows: ShadowQueue::new(limits.shadow_queue),
+            observer,
             draining: AtomicBool::new(false),
         }))
     }
@@ -106,6 +116,12 @@ impl Predictor {
     /// the requests' clock). Runs until the task is dropped.
     pub async fn watch_store(&self, interval: Duration) {
         self.0.features.watch_health(interval).await;
+    }
+
+    /// Writes what the prediction log still holds and stops its thread (after the
+    /// transports have drained); waits at most `timeout`.
+    pub fn finish_observing(&self, timeout: Duration) {
+        self.0.observer.finish(timeout);
     }
 
     /// Readiness turns 503 from now on (a shutdown has begun); requests are still served.

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 
 use super::messages::{OutputValue, PredictRequest};
-use super::outputs::extract;
 use super::predictor::{Deadline, Predictor, run_model};
 use crate::metrics::Metrics;
 use crate::registry::Routed;
+use crate::registry::named_outputs::extract;
 use crate::registry::rollout::Arm;
 use crate::registry::rollout_figures::{RolloutFigures, ShadowResult};
 use crate::registry::rollout_snapshot::ServedShadow;
@@ -117,7 +117,7 @@ impl Predictor {
             ShadowInput::Request(request) => {
                 let routed =
                     Routed { version: Arc::clone(version), arm: Arm::Stable, figures: None, shadow: None };
-                self.run_pipeline(&routed, *request, deadline)
+                self.run_pipeline(&routed, *request, deadline, None)
                     .await
                     .map(|response| response.rows.into_iter().map(|row| row.outputs).collect())
             }

@@ -65,6 +65,10 @@ pub fn load_version(
         ));
     }
     let view = FeatureView::compile(manifest.feature_view.clone()).map_err(|e| e.to_string())?;
+    if let Some(reference) = &manifest.reference {
+        let outputs: Vec<String> = manifest.outputs.iter().map(|o| o.name.clone()).collect();
+        reference.check(view.input_names(), &outputs)?;
+    }
     let input = &manifest.model.input.name;
     let backend: Box<dyn Backend> = match manifest.model.backend.unwrap_or(options.default_backend) {
         BackendKind::Tract => {

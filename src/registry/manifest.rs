@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::reference::Reference;
 use crate::backend::BackendKind;
 use crate::features::FeatureViewSpec;
 
@@ -21,6 +22,9 @@ pub struct Manifest {
     #[serde(default)]
     pub training: toml::Table,
     pub feature_view: FeatureViewSpec,
+    /// The training data's distribution, for drift monitoring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The outputs a manifest declares, planned against the graph's output tensors when a
 //! version loads: which tensor each reads and how a row of it becomes a value (a column,
 //! a thresholded label, an argmax, a class map). The plan is checked against real shapes
-//! at warm-up; applying it to a request's tensors is the core's job (`predict::outputs`).
+//! at warm-up; applying it to a row of tensors is [`super::named_outputs`]'s job.
 
 use super::manifest::OutputSpec;
 use crate::backend::{Tensor, TensorData};

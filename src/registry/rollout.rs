@@ -201,7 +201,7 @@ pub fn next_draw_ppm() -> u32 {
 }
 
 /// A splitmix64 sequence per thread, seeded at random (std's per-process hash keys).
-fn next_random() -> u64 {
+pub fn next_random() -> u64 {
     use std::cell::Cell;
     use std::hash::BuildHasher;
     const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;

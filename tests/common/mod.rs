@@ -438,6 +438,8 @@ pub fn add_determinant_version(registry: &Path, new: u64, backend: &str) {
     output.insert("name".into(), "score".into());
     output.insert("tensor".into(), "score".into());
     m.insert("outputs".into(), toml::Value::Array(vec![toml::Value::Table(output)]));
+    // Version 1's training reference describes its outputs, not this graph's.
+    m.remove("reference");
     std::fs::write(&manifest, toml::to_string(&m).unwrap()).unwrap();
 }
 

@@ -1,9 +1,22 @@
 //! A version's output plans applied to one row of the model's tensors: the named values
 //! a response carries.
 
-use super::messages::OutputValue;
+use serde::Serialize;
+
+use super::outputs::{OutputKind, OutputPlan};
 use crate::backend::{Tensor, TensorData};
-use crate::registry::outputs::{OutputKind, OutputPlan};
+
+/// One named output value of one row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum OutputValue {
+    Int(i64),
+    Num(f64),
+    Str(String),
+    List(Vec<f64>),
+    /// Keys in column (class) order.
+    Map(Vec<(String, f64)>),
+}
 
 /// The value of `plan` for row `row`. Plans were checked against the graph's real output
 /// shapes at warm-up, and every output has one row per input row.

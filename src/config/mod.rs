@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::{Secret, redact_url};
 
+mod observe;
+pub use observe::{DriftConfig, FilesSinkConfig, ModelLogConfig, PredictionLogConfig, StreamSinkConfig};
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -24,6 +27,8 @@ pub struct Config {
     pub ort: OrtConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub prediction_log: PredictionLogConfig,
+    pub drift: DriftConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -557,6 +562,8 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return invalid(key, "must be greater than 0");
         }
+        self.prediction_log.validate()?;
+        self.drift.validate()?;
         if self.inference.shadow_queue == 0 {
             return invalid("inference.shadow_queue", "must be at least 1");
         }

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# What the prediction log and drift monitoring cost the answers, and whether the log keeps
+# every record. Same run, rounds interleaved so drift on this machine hits every
+# configuration alike:
+#   old      the binary before the prediction log existed (the request path's A/B)
+#   off      now, logging off and drift off
+#   drift    now, drift on (the default when a manifest has a [reference]), logging off
+#   files    now, drift on, every request logged to rotating files
+#   stream   now, drift on, every request logged to a Redis Stream (a redis-server here)
+# Each at RATE req/s (open loop) for SECONDS; after each logged run the records in the sink
+# are counted against fti_prediction_log_accepted_total. Then saturation (closed loop,
+# CONCURRENCY clients): off against stream, and stream with a queue of 64 records so that it
+# overflows (drops counted, answers unaffected).
+#
+#   bash loadtest/compare/prediction_log.sh OLD_BIN NEW_BIN LOADTEST_BIN [RATE] [SECONDS] [ROUNDS]
+#
+# Release builds (cargo build --release -p fti-serve -p fti-loadtest). SERVER_CPUS /
+# LOAD_CPUS (taskset lists) pin the server and the load generator apart. Writes
+# loadtest/compare/out-log/ and prints tables.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OLD=$1 NEW=$2 LOADTEST=$3 RATE=${4:-2000} SECONDS_=${5:-15} ROUNDS=${6:-3}
+CONCURRENCY=${CONCURRENCY:-32}
+OUT=loadtest/compare/out-log
+rm -rf "$OUT" && mkdir -p "$OUT"
+WORK=$(mktemp -d)
+REDIS_PORT=18190
+trap 'pkill -f "$WORK/" 2>/dev/null || true; redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+  --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
+base() {  # the example config on its own ports
+  sed -e "s#path = \"../models\"#path = \"$PWD/models\"#" -e "s#\"../examples#\"$PWD/examples#g" \
+      -e 's#127.0.0.1:8080#127.0.0.1:18180#; s#127.0.0.1:8081#127.0.0.1:18181#' config/example.toml
+}
+write_config() {  # NAME MODE [QUEUE]
+  local file="$WORK/$1/config.toml"
+  mkdir -p "$WORK/$1"
+  base > "$file"
+  case $2 in
+    old) ;;
+    off) printf '\n[drift]\nenabled = false\n' >> "$file" ;;
+    drift) ;;
+    files) printf '\n[prediction_log]\nenabled = true\n[prediction_log.files]\ndir = "%s"\n' "$WORK/$1/log" >> "$file" ;;
+    stream) printf '\n[prediction_log]\nenabled = true\nqueue = %s\nbatch = %s\n[prediction_log.stream]\nurl = "redis://127.0.0.1:%s"\nkey = "bench:{model}"\n' \
+              "${3:-65536}" "$(( ${3:-65536} < 1024 ? ${3:-65536} : 1024 ))" "$REDIS_PORT" >> "$file" ;;
+  esac
+  echo "$file"
+}
+
+pin() { if [ -n "${1:-}" ]; then echo taskset -c "$1"; fi; }
+serve() {  # BIN CONFIG LABEL
+  $(pin "${SERVER_CPUS:-}") "$1" serve --config "$2" > "$OUT/server-$3.log" 2>&1 &
+  for _ in $(seq 1 200); do
+    curl -sf http://127.0.0.1:18180/health/ready >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server $3 did not become ready" >&2; cat "$OUT/server-$3.log" >&2; exit 1
+}
+stop() { pkill -f "$WORK/" || true; while pgrep -f "$WORK/.*config.toml" >/dev/null; do sleep 0.1; done; }
+metric() { curl -s http://127.0.0.1:18180/metrics | awk -v s="$1" '$1 == s { print $2 }'; }
+
+run() {  # BIN MODE LABEL [load flags...]
+  local bin=$1 mode=$2 label=$3; shift 3
+  local config
+  config=$(write_config "$label" "$mode" "${QUEUE:-}")
+  redis-cli -p "$REDIS_PORT" del bench:fraud >/dev/null
+  serve "$bin" "$config" "$label"
+  $(pin "${LOAD_CPUS:-}") "$LOADTEST" --url http://127.0.0.1:18180 --corpus models/fraud/2/golden.jsonl \
+      --entities examples/fraud/data/features/card_profile.csv "$@" --duration "${SECONDS_}s" \
+      --warmup 2s --quiet --summary "$OUT/$label.json" > "$OUT/$label.txt" 2>&1
+  if [ "$mode" = files ] || [ "$mode" = stream ]; then
+    # Every accepted record in the sink: wait (bounded) for the writer to catch up.
+    local accepted dropped sink written
+    for _ in $(seq 1 100); do
+      accepted=$(metric fti_prediction_log_accepted_total)
+      written=$(metric "fti_prediction_log_written_total{sink=\"$mode\"}")
+      [ "${written:-0}" = "${accepted:-0}" ] && break
+      sleep 0.1
+    done
+    dropped=$(metric 'fti_prediction_log_dropped_total{sink="queue"}')
+    if [ "$mode" = files ]; then sink=$(cat "$WORK/$label"/log/*.jsonl | wc -l); else sink=$(redis-cli -p "$REDIS_PORT" xlen bench:fraud); fi
+    echo "{\"accepted\": ${accepted:-0}, \"dropped_queue\": ${dropped:-0}, \"in_sink\": $sink}" > "$OUT/$label.count.json"
+  fi
+  stop
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  run "$OLD" old "old-r$r" --rate "$RATE"
+  run "$NEW" off "off-r$r" --rate "$RATE"
+  run "$NEW" drift "drift-r$r" --rate "$RATE"
+  run "$NEW" files "files-r$r" --rate "$RATE"
+  run "$NEW" stream "stream-r$r" --rate "$RATE"
+done
+for r in $(seq 1 "$ROUNDS"); do
+  run "$NEW" off "sat-off-r$r" --concurrency "$CONCURRENCY"
+  run "$NEW" stream "sat-stream-r$r" --concurrency "$CONCURRENCY"
+  QUEUE=64 run "$NEW" stream "sat-overflow-r$r" --concurrency "$CONCURRENCY"
+done
+
+python3 - "$OUT" "$ROUNDS" "$RATE" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+out, rounds, rate = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def table(title, rows):
+    print(f"\n{title}\n")
+    print("| configuration | p50 ms (rounds) | p99 ms (rounds) | median p99 ms | req/s (median) | errors | records accepted / in sink / dropped |")
+    print("|---|---|---|---:|---:|---:|---|")
+    for key, name in rows:
+        runs = [json.loads((out / f"{key}-r{r}.json").read_text()) for r in range(1, rounds + 1)]
+        p50 = [x["latency_us"]["p50"] / 1000 for x in runs]
+        p99 = [x["latency_us"]["p99"] / 1000 for x in runs]
+        tput = statistics.median(x["throughput_rps"] for x in runs)
+        errors = sum(x.get("error_count", 0) for x in runs)
+        counts = [out / f"{key}-r{r}.count.json" for r in range(1, rounds + 1)]
+        if counts[0].exists():
+            c = [json.loads(p.read_text()) for p in counts]
+            sink = " / ".join(f"{int(x['accepted'])}/{x['in_sink']}/{int(x['dropped_queue'])}" for x in c)
+        else:
+            sink = "-"
+        print(f"| {name} | {' / '.join(f'{x:.3f}' for x in p50)} | {' / '.join(f'{x:.3f}' for x in p99)} "
+              f"| {statistics.median(p99):.3f} | {tput:.0f} | {errors} | {sink} |")
+table(f"At {rate} req/s (open loop):", [
+    ("old", "before the prediction log"), ("off", "now, log off, drift off"),
+    ("drift", "now, drift on, log off"), ("files", "now, log to files"), ("stream", "now, log to a Redis Stream")])
+table("Saturated (closed loop):", [
+    ("sat-off", "log off, drift off"), ("sat-stream", "log to a Redis Stream"),
+    ("sat-overflow", "log to a Redis Stream, queue of 64 records")])
+PY

@@ -1,0 +1,202 @@
+//! The `fti-observe` thread: takes observations off the queue in batches, keeps the drift
+//! windows, encodes records and writes them to each sink; a failing sink keeps a bounded
+//! backlog and retries with back-off while the rest carries on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::drift::Drift;
+use super::files::FilesSink;
+use super::metrics::ObserveMetrics;
+use super::observation::Observation;
+use super::record::{time_text, write_line};
+use super::stream::{StreamSink, backoff};
+
+/// How often drift gauges are refreshed and an idle file is checked for rotation.
+const TICK: Duration = Duration::from_secs(1);
+/// How long the thread sleeps on an empty queue before it looks at the clock.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// A sink's records not yet written, and when to try again after a failure.
+struct Backlog<T> {
+    items: Vec<T>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl<T> Backlog<T> {
+    fn new() -> Backlog<T> {
+        Backlog { items: Vec::new(), failures: 0, retry_at: None }
+    }
+
+    fn due(&self, force: bool) -> bool {
+        !self.items.is_empty() && (force || self.retry_at.is_none_or(|at| Instant::now() >= at))
+    }
+
+    fn failed(&mut self) {
+        self.failures += 1;
+        self.retry_at = Some(Instant::now() + backoff(self.failures));
+    }
+
+    fn succeeded(&mut self) {
+        self.items.clear();
+        self.failures = 0;
+        self.retry_at = None;
+    }
+}
+
+pub struct Writer {
+    pub rx: Receiver<Observation>,
+    pub stop: Arc<AtomicBool>,
+    pub batch: usize,
+    pub files: Option<FilesSink>,
+    pub stream: Option<StreamSink>,
+    pub drift: Option<Drift>,
+    pub metrics: ObserveMetrics,
+}
+
+impl Writer {
+    pub fn run(mut self) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::error!("prediction log: cannot start the writer's runtime: {e}");
+                return;
+            }
+        };
+        // A backlog holds at most this many records while its sink is down; beyond, the
+        // newest are dropped and counted.
+        let cap = self.batch.saturating_mul(4);
+        let mut lines: Backlog<Vec<u8>> = Backlog::new();
+        let mut entries: Backlog<(String, Vec<u8>)> = Backlog::new();
+        for (name, present) in [("files", self.files.is_some()), ("stream", self.stream.is_some())] {
+            if present {
+                self.metrics.sink_up.with_label_values(&[name]).set(1);
+            }
+        }
+        let mut last_tick = Instant::now();
+        let mut taken: Vec<Observation> = Vec::with_capacity(self.batch);
+        loop {
+            let stopping = self.stop.load(Ordering::Relaxed);
+            let disconnected = match self.rx.recv_timeout(IDLE_WAIT) {
+                Ok(obs) => {
+                    taken.push(obs);
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            let mut rows: usize = taken.iter().map(|o| o.missing.len()).sum();
+            while rows < self.batch || stopping {
+                let Ok(obs) = self.rx.try_recv() else { break };
+                rows += obs.missing.len();
+                taken.push(obs);
+            }
+            for obs in taken.drain(..) {
+                if let Some(drift) = &mut self.drift {
+                    drift.observe(&obs);
+                }
+                if obs.log {
+                    self.encode(&obs, &mut lines, &mut entries, cap);
+                }
+            }
+            let last = stopping || disconnected;
+            self.flush_files(&mut lines, last);
+            self.flush_stream(&runtime, &mut entries, last);
+            if last_tick.elapsed() >= TICK || last {
+                last_tick = Instant::now();
+                if let Some(drift) = &mut self.drift {
+                    drift.publish();
+                }
+                if let Some(files) = &mut self.files {
+                    files.tick();
+                }
+            }
+            if last {
+                return;
+            }
+        }
+    }
+
+    fn encode(
+        &self,
+        obs: &Observation,
+        lines: &mut Backlog<Vec<u8>>,
+        entries: &mut Backlog<(String, Vec<u8>)>,
+        cap: usize,
+    ) {
+        let time = time_text(obs);
+        for row in 0..obs.missing.len() {
+            let mut line = Vec::with_capacity(512);
+            write_line(&mut line, obs, row, &time);
+            if self.stream.is_some() {
+                if entries.items.len() < cap {
+                    let mut json = line.clone();
+                    json.pop();
+                    entries.items.push((obs.version.model.clone(), json));
+                } else {
+                    self.metrics.dropped.with_label_values(&["stream"]).inc();
+                }
+            }
+            if self.files.is_some() {
+                if lines.items.len() < cap {
+                    lines.items.push(line);
+                } else {
+                    self.metrics.dropped.with_label_values(&["files"]).inc();
+                }
+            }
+        }
+    }
+
+    fn flush_files(&mut self, lines: &mut Backlog<Vec<u8>>, force: bool) {
+        let Some(files) = &mut self.files else { return };
+        if !lines.due(force) {
+            return;
+        }
+        let bytes: Vec<u8> = lines.items.concat();
+        match files.write(&bytes) {
+            Ok(()) => {
+                self.metrics.written.with_label_values(&["files"]).inc_by(lines.items.len() as u64);
+                self.metrics.sink_up.with_label_values(&["files"]).set(1);
+                lines.succeeded();
+            }
+            Err(e) => {
+                if lines.failures == 0 {
+                    tracing::error!("prediction log: writing files failed (retrying): {e}");
+                }
+                self.metrics.write_errors.with_label_values(&["files"]).inc();
+                self.metrics.sink_up.with_label_values(&["files"]).set(0);
+                lines.failed();
+            }
+        }
+    }
+
+    fn flush_stream(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        entries: &mut Backlog<(String, Vec<u8>)>,
+        force: bool,
+    ) {
+        let Some(stream) = &mut self.stream else { return };
+        if !entries.due(force) {
+            return;
+        }
+        match runtime.block_on(stream.write(&entries.items)) {
+            Ok(()) => {
+                self.metrics.written.with_label_values(&["stream"]).inc_by(entries.items.len() as u64);
+                self.metrics.sink_up.with_label_values(&["stream"]).set(1);
+                entries.succeeded();
+            }
+            Err(e) => {
+                if entries.failures == 0 {
+                    tracing::error!(redis = %stream.describe(), "prediction log: XADD failed (retrying): {e}");
+                }
+                self.metrics.write_errors.with_label_values(&["stream"]).inc();
+                self.metrics.sink_up.with_label_values(&["stream"]).set(0);
+                entries.failed();
+            }
+        }
+    }
+}
