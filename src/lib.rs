@@ -35,6 +35,8 @@
 //!   `FTI__SECTION__KEY` env), and its validation.
 //! - [`app`]: wiring: turn config into each module's options, build the shared state,
 //!   serve, shut down with a drain.
+//! - [`idle`]: the lowest CPU priority for background threads (shadow runs, the
+//!   prediction log's writer), so they only take CPU the answers leave idle.
 //! - [`connections`]: limits every listener applies to its connections (a cap on open
 //!   connections, opening and drain deadlines).
 //! - [`cli`]: the commands behind `fti-serve materialize`, `transform` and `models`.
@@ -66,6 +68,7 @@ pub mod error;
 pub mod features;
 pub mod grpc;
 pub mod http;
+pub mod idle;
 pub mod metrics;
 pub mod observe;
 pub mod oip;

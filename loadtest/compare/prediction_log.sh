@@ -9,8 +9,8 @@
 #   stream   now, drift on, every request logged to a Redis Stream (a redis-server here)
 # Each at RATE req/s (open loop) for SECONDS; after each logged run the records in the sink
 # are counted against fti_prediction_log_accepted_total. Then saturation (closed loop,
-# CONCURRENCY clients): off against stream, and stream with a queue of 64 records so that it
-# overflows (drops counted, answers unaffected).
+# CONCURRENCY clients): off, drift, files and stream, where the writer (at the lowest CPU
+# priority) gets little CPU and the queue overflows: drops counted, answers unaffected.
 #
 #   bash loadtest/compare/prediction_log.sh OLD_BIN NEW_BIN LOADTEST_BIN [RATE] [SECONDS] [ROUNDS]
 #
@@ -29,21 +29,28 @@ trap 'pkill -f "$WORK/" 2>/dev/null || true; redis-cli -p $REDIS_PORT shutdown n
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
   --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
-base() {  # the example config on its own ports
-  sed -e "s#path = \"../models\"#path = \"$PWD/models\"#" -e "s#\"../examples#\"$PWD/examples#g" \
-      -e 's#127.0.0.1:8080#127.0.0.1:18180#; s#127.0.0.1:8081#127.0.0.1:18181#' config/example.toml
+# The binary from before the prediction log reads neither its config sections nor a
+# manifest's [reference] (the example's train.py appends it last): a copy without them.
+cp -r models "$WORK/models-old"
+for m in "$WORK"/models-old/fraud/[0-9]*/manifest.toml; do
+  awk '/^\[reference\]/ { exit } { print }' "$m" > "$m.tmp" && mv "$m.tmp" "$m"
+done
+base() {  # MODELS: the example config on its own ports, without the sections added since
+  sed -e "s#path = \"../models\"#path = \"$1\"#" -e "s#\"../examples#\"$PWD/examples#g" \
+      -e 's#127.0.0.1:8080#127.0.0.1:18180#; s#127.0.0.1:8081#127.0.0.1:18181#' \
+      -e '/^# The prediction log and drift monitoring/,$d' config/example.toml
 }
-write_config() {  # NAME MODE [QUEUE]
+write_config() {  # NAME MODE
   local file="$WORK/$1/config.toml"
   mkdir -p "$WORK/$1"
-  base > "$file"
+  if [ "$2" = old ]; then base "$WORK/models-old" > "$file"; else base "$PWD/models" > "$file"; fi
   case $2 in
     old) ;;
     off) printf '\n[drift]\nenabled = false\n' >> "$file" ;;
     drift) ;;
     files) printf '\n[prediction_log]\nenabled = true\n[prediction_log.files]\ndir = "%s"\n' "$WORK/$1/log" >> "$file" ;;
-    stream) printf '\n[prediction_log]\nenabled = true\nqueue = %s\nbatch = %s\n[prediction_log.stream]\nurl = "redis://127.0.0.1:%s"\nkey = "bench:{model}"\n' \
-              "${3:-65536}" "$(( ${3:-65536} < 1024 ? ${3:-65536} : 1024 ))" "$REDIS_PORT" >> "$file" ;;
+    stream) printf '\n[prediction_log]\nenabled = true\n[prediction_log.stream]\nurl = "redis://127.0.0.1:%s"\nkey = "bench:{model}"\n' \
+              "$REDIS_PORT" >> "$file" ;;
   esac
   echo "$file"
 }
@@ -63,7 +70,7 @@ metric() { curl -s http://127.0.0.1:18180/metrics | awk -v s="$1" '$1 == s { pri
 run() {  # BIN MODE LABEL [load flags...]
   local bin=$1 mode=$2 label=$3; shift 3
   local config
-  config=$(write_config "$label" "$mode" "${QUEUE:-}")
+  config=$(write_config "$label" "$mode")
   redis-cli -p "$REDIS_PORT" del bench:fraud >/dev/null
   serve "$bin" "$config" "$label"
   $(pin "${LOAD_CPUS:-}") "$LOADTEST" --url http://127.0.0.1:18180 --corpus models/fraud/2/golden.jsonl \
@@ -94,8 +101,9 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 for r in $(seq 1 "$ROUNDS"); do
   run "$NEW" off "sat-off-r$r" --concurrency "$CONCURRENCY"
+  run "$NEW" drift "sat-drift-r$r" --concurrency "$CONCURRENCY"
+  run "$NEW" files "sat-files-r$r" --concurrency "$CONCURRENCY"
   run "$NEW" stream "sat-stream-r$r" --concurrency "$CONCURRENCY"
-  QUEUE=64 run "$NEW" stream "sat-overflow-r$r" --concurrency "$CONCURRENCY"
 done
 
 python3 - "$OUT" "$ROUNDS" "$RATE" <<'PY'
@@ -124,6 +132,6 @@ table(f"At {rate} req/s (open loop):", [
     ("old", "before the prediction log"), ("off", "now, log off, drift off"),
     ("drift", "now, drift on, log off"), ("files", "now, log to files"), ("stream", "now, log to a Redis Stream")])
 table("Saturated (closed loop):", [
-    ("sat-off", "log off, drift off"), ("sat-stream", "log to a Redis Stream"),
-    ("sat-overflow", "log to a Redis Stream, queue of 64 records")])
+    ("sat-off", "log off, drift off"), ("sat-drift", "drift on, log off"),
+    ("sat-files", "log to files"), ("sat-stream", "log to a Redis Stream")])
 PY

@@ -50,16 +50,20 @@ pub fn cache_options(config: &Config) -> CacheOptions {
 
 /// How to reach Redis: the URL, and the password and CA certificate from their files.
 pub fn redis_options(redis: &RedisConfig) -> Result<RedisOptions, AppError> {
+    redis_options_at("store.redis", redis)
+}
+
+/// [`redis_options`] for the Redis settings under config key `at`.
+fn redis_options_at(at: &str, redis: &RedisConfig) -> Result<RedisOptions, AppError> {
     let password = match &redis.password_file {
         Some(file) => Some(
-            Secret::read_file(file)
-                .map_err(|m| AppError::Config(format!("store.redis.password_file: {m}")))?,
+            Secret::read_file(file).map_err(|m| AppError::Config(format!("{at}.password_file: {m}")))?,
         ),
         None => None,
     };
     let ca_pem = match &redis.ca_file {
         Some(file) => Some(std::fs::read(file).map_err(|e| {
-            AppError::Config(format!("store.redis.ca_file: cannot read {}: {e}", file.display()))
+            AppError::Config(format!("{at}.ca_file: cannot read {}: {e}", file.display()))
         })?),
         None => None,
     };
@@ -99,10 +103,16 @@ pub fn observe_options(config: &Config) -> Result<ObserveOptions, AppError> {
     let log = if log_config.enabled {
         let stream = match &log_config.stream {
             Some(s) => {
+                let own = RedisConfig {
+                    url: s.url.clone(),
+                    password_file: s.password_file.clone(),
+                    ca_file: s.ca_file.clone(),
+                    ..RedisConfig::default()
+                };
                 let mut redis = if s.url.is_empty() {
                     redis_options(&config.store.redis)?
                 } else {
-                    RedisOptions { url: s.url.clone(), password: None, ca_pem: None, timeout: Duration::ZERO }
+                    redis_options_at("prediction_log.stream", &own)?
                 };
                 redis.timeout = Duration::from_millis(s.timeout_ms);
                 Some(StreamOptions { redis, key: s.key.clone(), maxlen: s.maxlen })

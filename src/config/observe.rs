@@ -29,7 +29,7 @@ impl Default for PredictionLogConfig {
         PredictionLogConfig {
             enabled: false,
             sample: 1.0,
-            queue: 65_536,
+            queue: 16_384,
             batch: 1024,
             models: BTreeMap::new(),
             files: None,
@@ -65,11 +65,16 @@ impl Default for FilesSinkConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StreamSinkConfig {
     /// Default (empty): the store's `store.redis.url`, with its password and CA files.
+    /// May hold a password: never logged.
     pub url: String,
+    /// With `url`: a file holding the password (overrides one in `url`).
+    pub password_file: Option<PathBuf>,
+    /// With a `rediss://` `url`: the PEM certificate authority to trust.
+    pub ca_file: Option<PathBuf>,
     /// `{model}` is replaced by the model's name.
     pub key: String,
     /// `XADD ... MAXLEN ~ maxlen`.
@@ -81,10 +86,25 @@ impl Default for StreamSinkConfig {
     fn default() -> Self {
         StreamSinkConfig {
             url: String::new(),
+            password_file: None,
+            ca_file: None,
             key: "fti:predictions:{model}".into(),
             maxlen: 1_000_000,
             timeout_ms: 1000,
         }
+    }
+}
+
+impl std::fmt::Debug for StreamSinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSinkConfig")
+            .field("url", &crate::secret::redact_url(&self.url))
+            .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
+            .field("key", &self.key)
+            .field("maxlen", &self.maxlen)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
     }
 }
 
@@ -157,6 +177,12 @@ impl PredictionLogConfig {
             }
             if stream.timeout_ms == 0 {
                 return invalid("prediction_log.stream.timeout_ms", "must be greater than 0");
+            }
+            if stream.url.is_empty() && (stream.password_file.is_some() || stream.ca_file.is_some()) {
+                return invalid(
+                    "prediction_log.stream.password_file",
+                    "only with prediction_log.stream.url (without it the store's Redis settings apply)",
+                );
             }
         }
         Ok(())

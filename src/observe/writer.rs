@@ -59,6 +59,11 @@ pub struct Writer {
 
 impl Writer {
     pub fn run(mut self) {
+        // Records and drift counts take only CPU the answers leave idle: under CPU
+        // overload the queue fills and the overflow is dropped and counted.
+        if let Err(e) = crate::idle::lowest_priority() {
+            tracing::warn!("prediction log: cannot lower the writer's CPU priority: {e}");
+        }
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(e) => {

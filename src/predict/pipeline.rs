@@ -150,13 +150,15 @@ impl Predictor {
         if let (Some(tap), Some(input)) = (tap, observed_input) {
             let missing = predictions.iter().map(|p| p.missing_features.clone()).collect();
             let (entities, values) = request.rows.into_iter().map(|r| (r.entities, r.features)).unzip();
+            // Drift alone reads the vectors and outputs, not the record's names.
+            let log = tap.wanted.log;
             self.0.observer.offer(Observation {
-                request_id: tap.request_id.to_string(),
+                request_id: if log { tap.request_id.to_string() } else { String::new() },
                 time: SystemTime::now(),
                 version: Arc::clone(version),
                 alias: match tap.target {
-                    Target::Alias(alias) => Some(alias.clone()),
-                    Target::Version(_) => None,
+                    Target::Alias(alias) if log => Some(alias.clone()),
+                    _ => None,
                 },
                 arm: routed.arm,
                 entities,
@@ -165,7 +167,7 @@ impl Predictor {
                 missing,
                 tensors,
                 latency: deadline.started().elapsed(),
-                log: tap.wanted.log,
+                log,
             });
         }
         Ok(PredictResponse {

@@ -74,7 +74,7 @@ impl Predictor {
         let started = std::thread::Builder::new().name("fti-shadow".into()).spawn(move || {
             // Per thread on Linux, and inherited by the threads this one starts (the
             // runtime's blocking pool, where slow models run).
-            if let Err(e) = lowest_priority() {
+            if let Err(e) = crate::idle::lowest_priority() {
                 tracing::warn!("shadow worker: cannot lower its CPU priority: {e}");
             }
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -151,24 +151,6 @@ impl Predictor {
             figures.record_shadow(result);
         }
     }
-}
-
-/// Puts the calling thread at the lowest CPU priority. On Linux `SCHED_IDLE`: measured,
-/// nice 19 alone let a shadow sharing the server's core raise its p50 from 0.23 to 0.68 ms
-/// (BENCHMARKS.md, "Shadow traffic"), because a woken thread does not preempt a niced one
-/// at once under the EEVDF scheduler; an idle-policy thread it does.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn lowest_priority() -> std::io::Result<()> {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: the call reads `param` during the call only; pid 0 is the calling thread.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lowest_priority() -> std::io::Result<()> {
-    rustix::process::nice(19).map(drop).map_err(std::io::Error::from)
 }
 
 /// A shadow answer against the stable one.
