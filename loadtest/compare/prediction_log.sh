@@ -14,6 +14,7 @@
 #
 #   bash loadtest/compare/prediction_log.sh OLD_BIN NEW_BIN LOADTEST_BIN [RATE] [SECONDS] [ROUNDS]
 #
+# PHASES="rate sat" (default) chooses the open-loop and the saturated runs.
 # Release builds (cargo build --release -p fti-serve -p fti-loadtest). SERVER_CPUS /
 # LOAD_CPUS (taskset lists) pin the server and the load generator apart. Writes
 # loadtest/compare/out-log/ and prints tables.
@@ -92,14 +93,15 @@ run() {  # BIN MODE LABEL [load flags...]
   stop
 }
 
-for r in $(seq 1 "$ROUNDS"); do
+PHASES=${PHASES:-rate sat}
+[[ " $PHASES " == *" rate "* ]] && for r in $(seq 1 "$ROUNDS"); do
   run "$OLD" old "old-r$r" --rate "$RATE"
   run "$NEW" off "off-r$r" --rate "$RATE"
   run "$NEW" drift "drift-r$r" --rate "$RATE"
   run "$NEW" files "files-r$r" --rate "$RATE"
   run "$NEW" stream "stream-r$r" --rate "$RATE"
 done
-for r in $(seq 1 "$ROUNDS"); do
+[[ " $PHASES " == *" sat "* ]] && for r in $(seq 1 "$ROUNDS"); do
   run "$NEW" off "sat-off-r$r" --concurrency "$CONCURRENCY"
   run "$NEW" drift "sat-drift-r$r" --concurrency "$CONCURRENCY"
   run "$NEW" files "sat-files-r$r" --concurrency "$CONCURRENCY"
@@ -111,6 +113,8 @@ import json, statistics, sys
 from pathlib import Path
 out, rounds, rate = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 def table(title, rows):
+    if not (out / f"{rows[0][0]}-r1.json").exists():
+        return
     print(f"\n{title}\n")
     print("| configuration | p50 ms (rounds) | p99 ms (rounds) | median p99 ms | req/s (median) | errors | records accepted / in sink / dropped |")
     print("|---|---|---|---:|---:|---:|---|")

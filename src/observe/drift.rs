@@ -70,6 +70,8 @@ struct Window {
     /// (input index, name, reference bins)
     features: Vec<(usize, String, Bins)>,
     outputs: Vec<(String, Bins)>,
+    /// Where each of `outputs` is read from, resolved once.
+    sources: Vec<OutputSource>,
     fields: HashMap<Arc<str>, usize>,
     field_names: Vec<Arc<str>>,
     slices: VecDeque<Slice>,
@@ -93,6 +95,7 @@ impl Window {
             ),
             None => (Vec::new(), Vec::new()),
         };
+        let sources = outputs.iter().map(|(key, _)| OutputSource::resolve(v, key)).collect();
         let field_names: Vec<Arc<str>> = v
             .view
             .groups
@@ -107,6 +110,7 @@ impl Window {
             version: v.version.to_string(),
             features,
             outputs,
+            sources,
             fields,
             field_names,
             slices: VecDeque::new(),
@@ -138,7 +142,8 @@ impl Window {
         }
         self.last_row = Instant::now();
         let rows = obs.missing.len();
-        let mut flat = Vec::new();
+        let plans = &obs.version.outputs;
+        let mut values: Vec<Option<OutputValue>> = Vec::with_capacity(plans.len());
         let Some(slice) = self.slices.back_mut() else { return };
         for row in 0..rows {
             slice.rows += 1;
@@ -154,34 +159,64 @@ impl Window {
                     slice.missing[*i] += 1;
                 }
             }
-            if !self.outputs.is_empty() {
-                flat.clear();
-                for plan in &obs.version.outputs {
-                    flatten(&plan.name, &extract(plan, &obs.tensors, row), &mut flat);
-                }
-                for ((key, bins), counts) in self.outputs.iter().zip(&mut slice.outputs) {
-                    if let Some((_, v)) = flat.iter().find(|(k, _)| k == key)
-                        && v.is_finite()
-                    {
-                        counts[bins.bin(*v)] += 1;
-                    }
+            values.clear();
+            values.resize(plans.len(), None);
+            for ((source, (_, bins)), counts) in self.sources.iter().zip(&self.outputs).zip(&mut slice.outputs) {
+                let Some(plan) = source.plan else { continue };
+                let value = values[plan].get_or_insert_with(|| extract(&plans[plan], &obs.tensors, row));
+                if let Some(v) = source.number(value)
+                    && v.is_finite()
+                {
+                    counts[bins.bin(v)] += 1;
                 }
             }
         }
     }
 }
 
-/// An output's numbers under the names a reference uses: the name itself, `<name>.<key>`
-/// for a map's entries, `<name>.<i>` for a list's.
-pub fn flatten(name: &str, value: &OutputValue, out: &mut Vec<(String, f64)>) {
-    match value {
-        OutputValue::Int(i) => out.push((name.to_string(), *i as f64)),
-        OutputValue::Num(x) => out.push((name.to_string(), *x)),
-        OutputValue::Str(_) => {}
-        OutputValue::List(values) => {
-            out.extend(values.iter().enumerate().map(|(i, v)| (format!("{name}.{i}"), *v)));
+/// Where a reference's output key is read: the output named so (a number), or an entry of
+/// one (`<name>.<key>` of a map, `<name>.<i>` of a list).
+#[derive(Debug, Clone, PartialEq)]
+struct OutputSource {
+    /// Index into the version's output plans; `None` when no output has the name.
+    plan: Option<usize>,
+    entry: Option<String>,
+}
+
+impl OutputSource {
+    fn resolve(v: &ModelVersion, key: &str) -> OutputSource {
+        let names: Vec<&str> = v.outputs.iter().map(|o| o.name.as_str()).collect();
+        OutputSource::among(&names, key)
+    }
+
+    fn among(names: &[&str], key: &str) -> OutputSource {
+        if let Some(plan) = names.iter().position(|name| *name == key) {
+            return OutputSource { plan: Some(plan), entry: None };
         }
-        OutputValue::Map(entries) => out.extend(entries.iter().map(|(k, v)| (format!("{name}.{k}"), *v))),
+        // The longest output name that prefixes `<name>.`: names may hold dots themselves.
+        let found = names
+            .iter()
+            .enumerate()
+            .filter_map(|(plan, name)| {
+                let entry = key.strip_prefix(name)?.strip_prefix('.')?;
+                Some((name.len(), plan, entry))
+            })
+            .max_by_key(|(len, _, _)| *len);
+        match found {
+            Some((_, plan, entry)) => OutputSource { plan: Some(plan), entry: Some(entry.to_string()) },
+            None => OutputSource { plan: None, entry: None },
+        }
+    }
+
+    /// The number this source reads from the output's value, if it has one.
+    fn number(&self, value: &OutputValue) -> Option<f64> {
+        match (&self.entry, value) {
+            (None, OutputValue::Num(x)) => Some(*x),
+            (None, OutputValue::Int(i)) => Some(*i as f64),
+            (Some(entry), OutputValue::Map(entries)) => entries.iter().find(|(k, _)| k == entry).map(|(_, v)| *v),
+            (Some(entry), OutputValue::List(values)) => entry.parse::<usize>().ok().and_then(|i| values.get(i).copied()),
+            _ => None,
+        }
     }
 }
 
@@ -344,13 +379,17 @@ mod tests {
     }
 
     #[test]
-    fn outputs_flatten_under_reference_names() {
-        let mut out = Vec::new();
-        flatten("p", &OutputValue::Map(vec![("fraud".into(), 0.9)]), &mut out);
-        flatten("s", &OutputValue::List(vec![1.0, 2.0]), &mut out);
-        flatten("label", &OutputValue::Int(1), &mut out);
-        flatten("name", &OutputValue::Str("x".into()), &mut out);
-        let keys: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["p.fraud", "s.0", "s.1", "label"]);
+    fn output_keys_resolve_to_plans_and_entries() {
+        let names = ["p", "scores.v2", "label"];
+        let at = |key: &str| OutputSource::among(&names, key);
+        assert_eq!(at("label"), OutputSource { plan: Some(2), entry: None });
+        assert_eq!(at("p.fraud"), OutputSource { plan: Some(0), entry: Some("fraud".into()) });
+        assert_eq!(at("scores.v2.1"), OutputSource { plan: Some(1), entry: Some("1".into()) });
+        assert_eq!(at("nothing"), OutputSource { plan: None, entry: None });
+        let map = OutputValue::Map(vec![("no".into(), 0.25), ("fraud".into(), 0.75)]);
+        assert_eq!(at("p.fraud").number(&map), Some(0.75));
+        assert_eq!(at("scores.v2.1").number(&OutputValue::List(vec![1.0, 2.0])), Some(2.0));
+        assert_eq!(at("label").number(&OutputValue::Int(1)), Some(1.0));
+        assert_eq!(at("label").number(&OutputValue::Str("x".into())), None);
     }
 }

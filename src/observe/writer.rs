@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::drift::Drift;
@@ -16,8 +16,11 @@ use super::stream::{StreamSink, backoff};
 
 /// How often drift gauges are refreshed and an idle file is checked for rotation.
 const TICK: Duration = Duration::from_secs(1);
-/// How long the thread sleeps on an empty queue before it looks at the clock.
-const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// How long the thread sleeps when it has emptied the queue. It never waits on the queue
+/// itself: a sender that finds the receiver parked must wake it (a futex call and a context
+/// switch per request, which measured 14% of a saturated server's throughput); a sleeping
+/// receiver costs the senders nothing, and a record waits at most this long.
+const IDLE_WAIT: Duration = Duration::from_millis(10);
 
 /// A sink's records not yet written, and when to try again after a failure.
 struct Backlog<T> {
@@ -85,20 +88,22 @@ impl Writer {
         let mut taken: Vec<Observation> = Vec::with_capacity(self.batch);
         loop {
             let stopping = self.stop.load(Ordering::Relaxed);
-            let disconnected = match self.rx.recv_timeout(IDLE_WAIT) {
-                Ok(obs) => {
-                    taken.push(obs);
-                    false
-                }
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
-            };
-            let mut rows: usize = taken.iter().map(|o| o.missing.len()).sum();
+            let mut disconnected = false;
+            let mut rows = 0;
             while rows < self.batch || stopping {
-                let Ok(obs) = self.rx.try_recv() else { break };
-                rows += obs.missing.len();
-                taken.push(obs);
+                match self.rx.try_recv() {
+                    Ok(obs) => {
+                        rows += obs.missing.len();
+                        taken.push(obs);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
             }
+            let idle = taken.is_empty();
             for obs in taken.drain(..) {
                 if let Some(drift) = &mut self.drift {
                     drift.observe(&obs);
@@ -121,6 +126,9 @@ impl Writer {
             }
             if last {
                 return;
+            }
+            if idle {
+                std::thread::sleep(IDLE_WAIT);
             }
         }
     }
