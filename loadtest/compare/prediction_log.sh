@@ -56,17 +56,8 @@ write_config() {  # NAME MODE
   echo "$file"
 }
 
-pin() { if [ -n "${1:-}" ]; then echo taskset -c "$1"; fi; }
-serve() {  # BIN CONFIG LABEL
-  $(pin "${SERVER_CPUS:-}") "$1" serve --config "$2" > "$OUT/server-$3.log" 2>&1 &
-  for _ in $(seq 1 200); do
-    curl -sf http://127.0.0.1:18180/health/ready >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server $3 did not become ready" >&2; cat "$OUT/server-$3.log" >&2; exit 1
-}
-stop() { pkill -f "$WORK/" || true; while pgrep -f "$WORK/.*config.toml" >/dev/null; do sleep 0.1; done; }
-metric() { curl -s http://127.0.0.1:18180/metrics | awk -v s="$1" '$1 == s { print $2 }'; }
+# shellcheck source=loadtest/compare/ab.sh
+. loadtest/compare/ab.sh
 
 run() {  # BIN MODE LABEL [load flags...]
   local bin=$1 mode=$2 label=$3; shift 3
@@ -108,34 +99,8 @@ done
   run "$NEW" stream "sat-stream-r$r" --concurrency "$CONCURRENCY"
 done
 
-python3 - "$OUT" "$ROUNDS" "$RATE" <<'PY'
-import json, statistics, sys
-from pathlib import Path
-out, rounds, rate = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-def table(title, rows):
-    if not (out / f"{rows[0][0]}-r1.json").exists():
-        return
-    print(f"\n{title}\n")
-    print("| configuration | p50 ms (rounds) | p99 ms (rounds) | median p99 ms | req/s (median) | errors | records accepted / in sink / dropped |")
-    print("|---|---|---|---:|---:|---:|---|")
-    for key, name in rows:
-        runs = [json.loads((out / f"{key}-r{r}.json").read_text()) for r in range(1, rounds + 1)]
-        p50 = [x["latency_us"]["p50"] / 1000 for x in runs]
-        p99 = [x["latency_us"]["p99"] / 1000 for x in runs]
-        tput = statistics.median(x["throughput_rps"] for x in runs)
-        errors = sum(x.get("error_count", 0) for x in runs)
-        counts = [out / f"{key}-r{r}.count.json" for r in range(1, rounds + 1)]
-        if counts[0].exists():
-            c = [json.loads(p.read_text()) for p in counts]
-            sink = " / ".join(f"{int(x['accepted'])}/{x['in_sink']}/{int(x['dropped_queue'])}" for x in c)
-        else:
-            sink = "-"
-        print(f"| {name} | {' / '.join(f'{x:.3f}' for x in p50)} | {' / '.join(f'{x:.3f}' for x in p99)} "
-              f"| {statistics.median(p99):.3f} | {tput:.0f} | {errors} | {sink} |")
-table(f"At {rate} req/s (open loop):", [
-    ("old", "before the prediction log"), ("off", "now, log off, drift off"),
-    ("drift", "now, drift on, log off"), ("files", "now, log to files"), ("stream", "now, log to a Redis Stream")])
-table("Saturated (closed loop):", [
-    ("sat-off", "log off, drift off"), ("sat-drift", "drift on, log off"),
-    ("sat-files", "log to files"), ("sat-stream", "log to a Redis Stream")])
-PY
+python3 loadtest/compare/ab_table.py "$OUT" "$ROUNDS" "At $RATE req/s (open loop):" \
+  old="before the prediction log" off="now, log off, drift off" drift="now, drift on, log off" \
+  files="now, log to files" stream="now, log to a Redis Stream"
+python3 loadtest/compare/ab_table.py "$OUT" "$ROUNDS" "Saturated (closed loop, $CONCURRENCY clients):" \
+  sat-off="log off, drift off" sat-drift="drift on, log off" sat-files="log to files" sat-stream="log to a Redis Stream"

@@ -1,0 +1,44 @@
+"""Prints a markdown table of fti-loadtest summaries from a same-run A/B script.
+
+    python3 ab_table.py OUT ROUNDS TITLE KEY=NAME [KEY=NAME ...]
+
+Reads OUT/KEY-rN.json for N in 1..ROUNDS (and OUT/KEY-rN.count.json when a run counted
+prediction log records). Standard library only."""
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    out, rounds, title = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    rows = [a.split("=", 1) for a in sys.argv[4:]]
+    if not (out / f"{rows[0][0]}-r1.json").exists():
+        return
+    counted = (out / f"{rows[0][0]}-r1.count.json").exists() or any(
+        (out / f"{k}-r1.count.json").exists() for k, _ in rows)
+    print(f"\n{title}\n")
+    head = "| configuration | p50 ms (rounds) | p99 ms (rounds) | median p50 ms | median p99 ms | req/s (median) | errors |"
+    print(head + (" records accepted / in sink / dropped |" if counted else ""))
+    print("|---|---|---|---:|---:|---:|---:|" + ("---|" if counted else ""))
+    for key, name in rows:
+        runs = [json.loads((out / f"{key}-r{r}.json").read_text()) for r in range(1, rounds + 1)]
+        p50 = [x["latency_us"]["p50"] / 1000 for x in runs]
+        p99 = [x["latency_us"]["p99"] / 1000 for x in runs]
+        tput = statistics.median(x["throughput_rps"] for x in runs)
+        errors = sum(x.get("error_count", 0) for x in runs)
+        line = (f"| {name} | {' / '.join(f'{x:.3f}' for x in p50)} | {' / '.join(f'{x:.3f}' for x in p99)} "
+                f"| {statistics.median(p50):.3f} | {statistics.median(p99):.3f} | {tput:.0f} | {errors} |")
+        if counted:
+            files = [out / f"{key}-r{r}.count.json" for r in range(1, rounds + 1)]
+            if files[0].exists():
+                c = [json.loads(p.read_text()) for p in files]
+                line += " " + " / ".join(
+                    f"{int(x['accepted'])}/{x['in_sink']}/{int(x['dropped_queue'])}" for x in c) + " |"
+            else:
+                line += " - |"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
