@@ -350,7 +350,6 @@ async fn a_cluster_over_tls_serves_with_the_configured_ca_and_not_without_it() {
         password: None,
         ca_pem: Some(std::fs::read(cert).unwrap()),
         timeout: Duration::from_secs(5),
-        pooled: false,
     };
     let client = fti_serve::features::redis_cluster::cluster_client(&options).unwrap();
     let mut conn = client.get_async_connection().await.unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::AppError;
 use crate::backend::BackendKind;
 use crate::backend::ort::{Optimization, OrtOptions};
-use crate::config::{BackendName, Config, OrtOptimization, RedisClient, RedisConfig};
+use crate::config::{BackendName, Config, OrtOptimization, RedisConfig};
 use crate::connections::ConnectionLimits;
 use crate::features::CacheOptions;
 use crate::features::redis::RedisOptions;
@@ -72,7 +72,6 @@ fn redis_options_at(at: &str, redis: &RedisConfig) -> Result<RedisOptions, AppEr
         password,
         ca_pem,
         timeout: Duration::from_millis(redis.timeout_ms),
-        pooled: redis.client == RedisClient::Pooled,
     })
 }
 

@@ -41,7 +41,6 @@ pub async fn export(args: &ExportArgs) -> Result<usize, String> {
                 password: password.clone(),
                 ca_pem: None,
                 timeout: Duration::from_secs(10),
-                pooled: false,
             };
             export::read_stream(&redis, key, &filter).await?
         }

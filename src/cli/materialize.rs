@@ -152,7 +152,6 @@ async fn connect(url: &str) -> Result<Conn, String> {
             password: None,
             ca_pem: None,
             timeout: Duration::from_secs(10),
-            pooled: false,
         };
         let client = cluster_client(&options)?;
         let conn = client.get_async_connection().await.map_err(|e| format!("cannot connect: {e}"))?;

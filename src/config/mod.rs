@@ -306,18 +306,6 @@ pub struct RedisConfig {
     /// PEM file of the certificate authority to trust for `rediss://` (instead of the
     /// system's roots).
     pub ca_file: Option<PathBuf>,
-    /// `pooled`: each request reads its answer on its own task from a pool of
-    /// connections; `multiplexed`: one connection shared through the redis crate's driver
-    /// task. Redis Cluster URLs always use the cluster client.
-    pub client: RedisClient,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisClient {
-    Pooled,
-    #[default]
-    Multiplexed,
 }
 
 impl Default for RedisConfig {
@@ -328,7 +316,6 @@ impl Default for RedisConfig {
             health_interval_ms: 1_000,
             password_file: None,
             ca_file: None,
-            client: RedisClient::default(),
         }
     }
 }
@@ -341,7 +328,6 @@ impl fmt::Debug for RedisConfig {
             .field("health_interval_ms", &self.health_interval_ms)
             .field("password_file", &self.password_file)
             .field("ca_file", &self.ca_file)
-            .field("client", &self.client)
             .finish()
     }
 }

@@ -11,7 +11,6 @@ pub mod files;
 pub mod memory;
 pub mod redis;
 pub mod redis_cluster;
-mod redis_pool;
 pub mod service;
 pub mod store;
 pub mod value;

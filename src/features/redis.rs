@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionInfo, IntoConnectionInfo, TlsCertificates};
-
-use super::redis_pool::RedisPool;
+use redis::{IntoConnectionInfo, TlsCertificates};
 
 use super::store::{BoxFuture, Lookup, OnlineStore, StoreError, StoredRows};
 use crate::secret::{Secret, redact_url};
@@ -26,13 +24,10 @@ pub struct RedisOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// Bounds one round trip (all groups and entities of a request), and each connect.
     pub timeout: Duration,
-    /// Requests read their answers on their own task from a pool of connections
-    /// ([`RedisPool`]) rather than through the multiplexed client's driver task.
-    pub pooled: bool,
 }
 
-/// Where and as whom to connect: the URL, with the password override applied.
-fn connection_info(options: &RedisOptions) -> Result<ConnectionInfo, StoreError> {
+/// A client for `options` (URL, password override, CA for TLS); connects nothing yet.
+pub fn client(options: &RedisOptions) -> Result<redis::Client, StoreError> {
     let invalid =
         |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {}: {e}", redact_url(&options.url)));
     let mut info = options.url.as_str().into_connection_info().map_err(|e| invalid(&e))?;
@@ -40,14 +35,6 @@ fn connection_info(options: &RedisOptions) -> Result<ConnectionInfo, StoreError>
         let settings = info.redis_settings().clone().set_password(password.expose());
         info = info.set_redis_settings(settings);
     }
-    Ok(info)
-}
-
-/// A client for `options` (URL, password override, CA for TLS); connects nothing yet.
-pub fn client(options: &RedisOptions) -> Result<redis::Client, StoreError> {
-    let invalid =
-        |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {}: {e}", redact_url(&options.url)));
-    let info = connection_info(options)?;
     match &options.ca_pem {
         Some(pem) => {
             // ring, whatever else the dependency tree enables: rustls refuses to guess.
@@ -66,7 +53,6 @@ const REBUILD_AFTER_FAILED_PINGS: u32 = 3;
 
 pub struct RedisStore {
     client: redis::Client,
-    pool: Option<RedisPool>,
     manager_config: ConnectionManagerConfig,
     conn: ArcSwap<ConnectionManager>,
     failed_pings: AtomicU32,
@@ -82,12 +68,6 @@ impl RedisStore {
         let display = redact_url(&options.url);
         let invalid = |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {display}: {e}"));
         let client = client(options)?;
-        let pool = if options.pooled {
-            let info = connection_info(options)?;
-            Some(RedisPool::new(info, options.ca_pem.as_deref()).map_err(|e| invalid(&e))?)
-        } else {
-            None
-        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout))
@@ -97,7 +77,6 @@ impl RedisStore {
             .map_err(|e| invalid(&e))?;
         Ok(RedisStore {
             client,
-            pool,
             manager_config,
             conn: ArcSwap::from_pointee(conn),
             failed_pings: AtomicU32::new(0),
@@ -110,9 +89,9 @@ impl RedisStore {
         ConnectionManager::clone(&self.conn.load())
     }
 
-    async fn with_deadline<T, E: std::fmt::Display>(
+    async fn with_deadline<T>(
         &self,
-        fut: impl Future<Output = Result<T, E>>,
+        fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
@@ -142,12 +121,6 @@ impl OnlineStore for RedisStore {
             if lookups.is_empty() {
                 return Ok(Vec::new());
             }
-            if let Some(pool) = &self.pool {
-                let keys: Vec<(&[u8], &[Vec<u8>])> =
-                    lookups.iter().map(|l| (l.key.as_slice(), l.fields)).collect();
-                let rows = self.with_deadline(pool.hmget(&keys)).await?;
-                return Ok(rows.into_iter().map(Some).collect());
-            }
             // One pipeline = one round trip, however many groups and rows.
             let mut pipe = redis::pipe();
             for lookup in lookups {
@@ -163,9 +136,6 @@ impl OnlineStore for RedisStore {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            if let Some(pool) = &self.pool {
-                return self.with_deadline(pool.ping()).await;
-            }
             let mut conn = self.connection();
             let pong: Result<String, StoreError> =
                 self.with_deadline(redis::cmd("PING").query_async(&mut conn)).await;
