@@ -237,6 +237,13 @@ async fn files_rotate_and_export_by_version() {
         assert_eq!(field(row, "version"), &Field::Long(2));
     }
 
+    // A batch written twice (a sink's retry) exports once.
+    std::fs::copy(files.last().unwrap(), log.join("predictions-99990101T000000Z-000001.jsonl")).unwrap();
+    let again =
+        ExportArgs { out: dir.path().join("again.parquet"), source: Source::Files(log.clone()), ..args };
+    assert_eq!(export(&again).await.unwrap(), v2);
+    let args = again;
+
     // A broken line in the middle of a file is an error naming the file and line.
     std::fs::write(log.join("predictions-99991231T000000Z-000001.jsonl"), "{\"time\": 1}\n").unwrap();
     let err = export(&ExportArgs { out: dir.path().join("x.parquet"), ..args }).await.unwrap_err();

@@ -56,17 +56,18 @@ pub fn redis_options(redis: &RedisConfig) -> Result<RedisOptions, AppError> {
 /// [`redis_options`] for the Redis settings under config key `at`.
 fn redis_options_at(at: &str, redis: &RedisConfig) -> Result<RedisOptions, AppError> {
     let password = match &redis.password_file {
-        Some(file) => Some(
-            Secret::read_file(file).map_err(|m| AppError::Config(format!("{at}.password_file: {m}")))?,
-        ),
+        Some(file) => {
+            Some(Secret::read_file(file).map_err(|m| AppError::Config(format!("{at}.password_file: {m}")))?)
+        }
         None => None,
     };
-    let ca_pem = match &redis.ca_file {
-        Some(file) => Some(std::fs::read(file).map_err(|e| {
-            AppError::Config(format!("{at}.ca_file: cannot read {}: {e}", file.display()))
-        })?),
-        None => None,
-    };
+    let ca_pem =
+        match &redis.ca_file {
+            Some(file) => Some(std::fs::read(file).map_err(|e| {
+                AppError::Config(format!("{at}.ca_file: cannot read {}: {e}", file.display()))
+            })?),
+            None => None,
+        };
     Ok(RedisOptions {
         url: redis.url.clone(),
         password,

@@ -47,6 +47,15 @@ pub async fn export(args: &ExportArgs) -> Result<usize, String> {
     };
     // Files from several replicas, or a stream read in id order: one time order out.
     records.sort_by_key(|r| r.time_us);
+    // A batch a failing sink wrote again holds the same records twice: keep one of each
+    // (request id, row, time). A caller reusing an id at another time is kept.
+    let mut seen = std::collections::HashSet::new();
+    records.retain(|r| {
+        let id =
+            r.fields.get("request_id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let row = r.fields.get("row").and_then(serde_json::Value::as_u64).unwrap_or_default();
+        seen.insert((id, row, r.time_us))
+    });
     let columns = export::columns(&records);
     parquet_out::write(&args.out, &columns)?;
     Ok(records.len())

@@ -161,7 +161,9 @@ impl Window {
             }
             values.clear();
             values.resize(plans.len(), None);
-            for ((source, (_, bins)), counts) in self.sources.iter().zip(&self.outputs).zip(&mut slice.outputs) {
+            for ((source, (_, bins)), counts) in
+                self.sources.iter().zip(&self.outputs).zip(&mut slice.outputs)
+            {
                 let Some(plan) = source.plan else { continue };
                 let value = values[plan].get_or_insert_with(|| extract(&plans[plan], &obs.tensors, row));
                 if let Some(v) = source.number(value)
@@ -213,8 +215,12 @@ impl OutputSource {
         match (&self.entry, value) {
             (None, OutputValue::Num(x)) => Some(*x),
             (None, OutputValue::Int(i)) => Some(*i as f64),
-            (Some(entry), OutputValue::Map(entries)) => entries.iter().find(|(k, _)| k == entry).map(|(_, v)| *v),
-            (Some(entry), OutputValue::List(values)) => entry.parse::<usize>().ok().and_then(|i| values.get(i).copied()),
+            (Some(entry), OutputValue::Map(entries)) => {
+                entries.iter().find(|(k, _)| k == entry).map(|(_, v)| *v)
+            }
+            (Some(entry), OutputValue::List(values)) => {
+                entry.parse::<usize>().ok().and_then(|i| values.get(i).copied())
+            }
             _ => None,
         }
     }

@@ -125,6 +125,13 @@ impl Writer {
                 }
             }
             if last {
+                // What a failing sink still holds is lost with the process: counted.
+                for (sink, left) in [("files", lines.items.len()), ("stream", entries.items.len())] {
+                    if left > 0 {
+                        tracing::error!(sink, records = left, "prediction log: records lost at shutdown");
+                        self.metrics.dropped.with_label_values(&[sink]).inc_by(left as u64);
+                    }
+                }
                 return;
             }
             if idle {
