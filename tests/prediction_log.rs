@@ -34,13 +34,15 @@ fn with_log(mut config: Config) -> Config {
 }
 
 /// Sends every golden request of `version` `rounds` times from `clients` concurrent
-/// clients; returns the request ids the answers carried, in no order.
-async fn burst(server: &Server, version: u64, rounds: usize, clients: usize) -> Vec<String> {
+/// clients, every other one with its own id (`<tag>-...`); returns the request ids the
+/// answers carried, in no order.
+async fn burst(server: &Server, tag: &str, version: u64, rounds: usize, clients: usize) -> Vec<String> {
     let bodies: Vec<Value> = golden("fraud", version).into_iter().map(|g| g.request).collect();
     let path = format!("/v1/models/fraud/versions/{version}/predict");
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (http, url, bodies) = (server.http.clone(), server.url(&path), bodies.clone());
+        let (http, url, bodies, tag) =
+            (server.http.clone(), server.url(&path), bodies.clone(), tag.to_string());
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for r in (0..rounds).filter(|r| r % clients == c) {
@@ -48,13 +50,13 @@ async fn burst(server: &Server, version: u64, rounds: usize, clients: usize) -> 
                     let mut request = http.post(&url).json(body);
                     // Every other request names its own id.
                     if i % 2 == 0 {
-                        request = request.header("x-request-id", format!("test-{version}-{r}-{i}"));
+                        request = request.header("x-request-id", format!("{tag}-{version}-{r}-{i}"));
                     }
                     let response = request.send().await.unwrap();
                     assert_eq!(response.status(), 200);
                     let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
                     if i % 2 == 0 {
-                        assert_eq!(id, format!("test-{version}-{r}-{i}"));
+                        assert_eq!(id, format!("{tag}-{version}-{r}-{i}"));
                     } else {
                         assert_eq!(id.len(), 32, "{id}");
                     }
@@ -102,7 +104,7 @@ async fn every_record_reaches_the_stream_and_exports_to_parquet() {
     let server = Server::start(&config).await;
 
     let rounds = 40;
-    let ids = burst(&server, 1, rounds, 4).await;
+    let ids = burst(&server, "b", 1, rounds, 4).await;
     let sent = ids.len();
     assert_eq!(sent, rounds * golden("fraud", 1).len());
     let written = r#"fti_prediction_log_written_total{sink="stream"}"#;
@@ -192,8 +194,8 @@ async fn files_rotate_and_export_by_version() {
         Some(FilesSinkConfig { dir: log.clone(), max_file_bytes: 4096, ..FilesSinkConfig::default() });
     config.prediction_log.batch = 8;
     let server = Server::start(&config).await;
-    let v1 = burst(&server, 1, 6, 2).await.len();
-    let v2 = burst(&server, 2, 6, 2).await.len();
+    let v1 = burst(&server, "b", 1, 6, 2).await.len();
+    let v2 = burst(&server, "b", 2, 6, 2).await.len();
     let written = r#"fti_prediction_log_written_total{sink="files"}"#;
     let total = (v1 + v2) as f64;
     assert!(
@@ -265,7 +267,7 @@ async fn a_sink_that_is_down_loses_only_counted_records_and_serves_every_answer(
         ..StreamSinkConfig::default()
     });
     let server = Server::start(&config).await;
-    let sent = burst(&server, 1, 30, 4).await.len();
+    let sent = burst(&server, "b", 1, 30, 4).await.len();
 
     let series = [
         "fti_prediction_log_accepted_total",
@@ -344,4 +346,51 @@ async fn request_ids_over_grpc() {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert!(response.text().await.unwrap().contains("x-request-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_sink_keeps_its_backlog_while_redis_restarts() {
+    // The stream on a Redis of its own; the store is the embedded one.
+    let mut redis = Redis::start();
+    let mut config = with_log(common::example_config());
+    config.prediction_log.stream =
+        Some(StreamSinkConfig { url: redis.url(), timeout_ms: 200, ..StreamSinkConfig::default() });
+    let server = Server::start(&config).await;
+    let written = r#"fti_prediction_log_written_total{sink="stream"}"#;
+    let up = r#"fti_prediction_log_sink_up{sink="stream"}"#;
+    let before = burst(&server, "before", 1, 2, 1).await.len() as f64;
+    assert!(
+        eventually(Duration::from_secs(30), async || metric(&server, written).await == before)
+            .await
+            .is_some()
+    );
+
+    redis.stop();
+    let during = burst(&server, "during", 1, 2, 1).await;
+    let failed = eventually(Duration::from_secs(30), async || metric(&server, up).await == 0.0).await;
+    assert!(failed.is_some(), "the sink reports the failed write");
+    redis.restart();
+    let after = burst(&server, "after", 1, 2, 1).await;
+
+    // What was answered while Redis was down waited in the backlog and arrives with the
+    // rest (the restarted Redis lost what it held before: nothing is persisted here).
+    let mut conn = redis.conn();
+    let mut missing = Vec::new();
+    let arrived = eventually(Duration::from_secs(30), async || {
+        let entries: Vec<(String, Vec<(String, String)>)> =
+            redis::cmd("XRANGE").arg("fti:predictions:fraud").arg("-").arg("+").query(&mut conn).unwrap();
+        let ids: std::collections::HashSet<String> = entries
+            .iter()
+            .map(|(_, f)| {
+                serde_json::from_str::<Value>(&f[1].1).unwrap()["request_id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        missing = during.iter().chain(&after).filter(|id| !ids.contains(*id)).cloned().collect();
+        missing.is_empty()
+    })
+    .await;
+    assert!(arrived.is_some(), "not in the stream after the restart: {missing:?}");
+    assert_eq!(metric(&server, up).await, 1.0);
+    assert_eq!(metric(&server, r#"fti_prediction_log_dropped_total{sink="stream"}"#).await, 0.0);
+    assert!(metric(&server, r#"fti_prediction_log_write_errors_total{sink="stream"}"#).await >= 1.0);
 }

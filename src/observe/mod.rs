@@ -196,3 +196,43 @@ impl Observer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observer(sample: f64, per_model: &[(&str, f64)], dir: &std::path::Path) -> Observer {
+        let log = LogOptions {
+            sample,
+            per_model: per_model.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
+            files: Some(FilesOptions {
+                dir: dir.to_path_buf(),
+                max_file_bytes: 1 << 20,
+                max_file_age: Duration::from_secs(60),
+                max_files: 0,
+            }),
+            stream: None,
+        };
+        let options = ObserveOptions { log: Some(log), drift: None, drift_sample: 1.0, queue: 16, batch: 8 };
+        Observer::start(&options, &Metrics::new()).expect("observer")
+    }
+
+    #[test]
+    fn requests_are_sampled_per_model() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let o = observer(0.25, &[("all", 1.0), ("none", 0.0)], dir.path());
+        let logged = |model: &str| (0..20_000).filter(|_| o.wanted(model).log).count();
+        let share = logged("other") as f64 / 20_000.0;
+        assert!((share - 0.25).abs() < 0.02, "{share}");
+        assert_eq!(logged("all"), 20_000);
+        assert_eq!(logged("none"), 0);
+        assert!(!o.wanted("other").drift, "no drift without drift options");
+        o.finish(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn nothing_observed_when_off() {
+        let o = Observer::off(&Metrics::new());
+        assert_eq!(o.wanted("m"), Wanted { log: false, drift: false });
+    }
+}
