@@ -14,7 +14,7 @@ pub struct PredictionLogConfig {
     pub enabled: bool,
     /// Share of requests recorded (every row of a sampled request).
     pub sample: f64,
-    /// Records waiting for the writer beyond this are dropped (and counted).
+    /// Requests waiting for the writer beyond this are dropped (and their records counted).
     pub queue: usize,
     /// Records per write to a sink.
     pub batch: usize,
