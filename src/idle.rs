@@ -8,7 +8,7 @@
 /// thread it does.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-pub fn lowest_priority() -> std::io::Result<()> {
+fn lowest_priority() -> std::io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: the call reads `param` during the call only; pid 0 is the calling thread.
     let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
@@ -16,6 +16,22 @@ pub fn lowest_priority() -> std::io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn lowest_priority() -> std::io::Result<()> {
+fn lowest_priority() -> std::io::Result<()> {
     rustix::process::nice(19).map(drop).map_err(std::io::Error::from)
+}
+
+/// For a background worker's own thread: lowers its priority (inherited by the threads it
+/// starts, such as the runtime's blocking pool) and builds its single-threaded runtime.
+/// `None` (logged, naming `worker`) when no runtime could be made.
+pub fn worker_runtime(worker: &str) -> Option<tokio::runtime::Runtime> {
+    if let Err(e) = lowest_priority() {
+        tracing::warn!("{worker}: cannot lower its CPU priority: {e}");
+    }
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            tracing::error!("{worker}: cannot start its runtime: {e}; its work is dropped");
+            None
+        }
+    }
 }

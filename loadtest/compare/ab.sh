@@ -1,4 +1,4 @@
-# Shared by the same-run A/B scripts (prediction_log.sh): start a server on
+# Shared by the same-run A/B scripts (prediction_log.sh, rollouts.sh, cache_skew.sh): start a server on
 # 127.0.0.1:18180 from a config, wait for readiness, stop it, read a metric. Source it with
 # OUT (where server logs go) and WORK (the temporary directory every config lives in) set.
 # SERVER_CPUS (a taskset list) pins the server.

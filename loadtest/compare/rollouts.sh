@@ -29,16 +29,8 @@ sed -e "s#path = \"../models\"#path = \"$WORK/models\"#" -e "s#\"../examples#\"$
     -e 's#127.0.0.1:8080#127.0.0.1:18180#; s#127.0.0.1:8081#127.0.0.1:18181#' \
     -e 's#^keep_latest = 2#keep_latest = 0#' -e '/^shadow_queue/d' config/example.toml > "$WORK/config.toml"
 
-pin() { if [ -n "${1:-}" ]; then echo taskset -c "$1"; fi; }
-serve() {  # BIN LABEL
-  $(pin "${SERVER_CPUS:-}") "$1" serve --config "$WORK/config.toml" > "$OUT/server-$2.log" 2>&1 &
-  for _ in $(seq 1 200); do
-    curl -sf http://127.0.0.1:18180/health/ready >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server $2 did not become ready" >&2; cat "$OUT/server-$2.log" >&2; exit 1
-}
-stop() { pkill -f "$WORK/config.toml" || true; while pgrep -f "$WORK/config.toml" >/dev/null; do sleep 0.1; done; }
+# shellcheck source=loadtest/compare/ab.sh
+. loadtest/compare/ab.sh
 models() { "$NEW" models --config "$WORK/config.toml" "$@" >/dev/null; }
 
 models promote fraud 1 --reason bench
@@ -47,7 +39,7 @@ models promote fraud 1 --reason bench
 cp "$WORK/models/fraud/state.toml" "$WORK/state.clean"
 run() {  # BIN LABEL [shadow sample]
   cp "$WORK/state.clean" "$WORK/models/fraud/state.toml"
-  serve "$1" "$2"
+  serve "$1" "$WORK/config.toml" "$2"
   if [ -n "${3:-}" ]; then models shadow start fraud 4 --sample "$3"; sleep 1.5; fi
   $(pin "${LOAD_CPUS:-}") "$LOADTEST" --url http://127.0.0.1:18180 --corpus models/fraud/1/golden.jsonl \
       --entities examples/fraud/data/features/card_profile.csv --rate "$RATE" --duration "${SECONDS_}s" \
@@ -64,7 +56,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 # How much slower the shadow's version is: server-side inference time of versions 1 and
 # 4 (kept resident by a shadow sampling almost nothing).
-serve "$NEW" speed
+serve "$NEW" "$WORK/config.toml" speed
 models shadow start fraud 4 --sample 0.000001
 sleep 1.5
 for v in 1 4; do

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use super::metrics::ObserveMetrics;
 use super::observation::Observation;
+use crate::metrics::ObserveMetrics;
 use crate::registry::ModelVersion;
 use crate::registry::named_outputs::{OutputValue, extract};
 use crate::registry::reference::Bins;

@@ -9,7 +9,6 @@
 pub mod drift;
 pub mod export;
 pub mod files;
-pub mod metrics;
 pub mod observation;
 pub mod parquet_out;
 pub mod record;
@@ -28,9 +27,8 @@ pub use files::FilesOptions;
 pub use observation::Observation;
 pub use stream::StreamOptions;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ObserveMetrics};
 use crate::registry::rollout::next_draw_ppm;
-use metrics::ObserveMetrics;
 
 const PPM: f64 = 1_000_000.0;
 
@@ -105,7 +103,7 @@ impl Observer {
             logging: false,
             drift: false,
             drift_ppm: 0,
-            metrics: ObserveMetrics::new(metrics),
+            metrics: metrics.observe.clone(),
             summary: DriftSummary::default(),
             worker: Mutex::new(None),
         }

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::drift::Drift;
 use super::files::FilesSink;
-use super::metrics::ObserveMetrics;
 use super::observation::Observation;
 use super::record::{time_text, write_line};
 use super::stream::{StreamSink, backoff};
+use crate::metrics::ObserveMetrics;
 
 /// How often drift gauges are refreshed and an idle file is checked for rotation.
 const TICK: Duration = Duration::from_secs(1);
@@ -64,16 +64,7 @@ impl Writer {
     pub fn run(mut self) {
         // Records and drift counts take only CPU the answers leave idle: under CPU
         // overload the queue fills and the overflow is dropped and counted.
-        if let Err(e) = crate::idle::lowest_priority() {
-            tracing::warn!("prediction log: cannot lower the writer's CPU priority: {e}");
-        }
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                tracing::error!("prediction log: cannot start the writer's runtime: {e}");
-                return;
-            }
-        };
+        let Some(runtime) = crate::idle::worker_runtime("prediction log writer") else { return };
         // A backlog holds at most this many records while its sink is down; beyond, the
         // newest are dropped and counted.
         let cap = self.batch.saturating_mul(4);

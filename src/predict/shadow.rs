@@ -72,18 +72,9 @@ impl Predictor {
         };
         let shared = Arc::downgrade(&self.0);
         let started = std::thread::Builder::new().name("fti-shadow".into()).spawn(move || {
-            // Per thread on Linux, and inherited by the threads this one starts (the
-            // runtime's blocking pool, where slow models run).
-            if let Err(e) = crate::idle::lowest_priority() {
-                tracing::warn!("shadow worker: cannot lower its CPU priority: {e}");
-            }
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    tracing::error!("shadow worker: cannot start its runtime: {e}; shadows are dropped");
-                    return;
-                }
-            };
+            // The priority is per thread on Linux, and inherited by the runtime's blocking
+            // pool, where slow models run.
+            let Some(runtime) = crate::idle::worker_runtime("shadow worker") else { return };
             runtime.block_on(async move {
                 while let Some(job) = rx.recv().await {
                     let Some(shared) = shared.upgrade() else { break };

@@ -1,8 +1,8 @@
-//! The prediction log's and drift monitor's series, registered beside the server's own.
+//! The prediction log's and drift monitor's series (`crate::observe`).
 
-use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use crate::metrics::Metrics;
+use super::registered;
 
 pub const LOG_ACCEPTED_TOTAL: &str = "fti_prediction_log_accepted_total";
 pub const LOG_DROPPED_TOTAL: &str = "fti_prediction_log_dropped_total";
@@ -34,27 +34,20 @@ pub struct ObserveMetrics {
 }
 
 impl ObserveMetrics {
-    pub fn new(metrics: &Metrics) -> ObserveMetrics {
-        let registry = metrics.registry();
+    pub(super) fn new(registry: &Registry) -> ObserveMetrics {
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-            registry.register(Box::new(c.clone())).expect("metric registered once");
-            c
+            registered(registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = GaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
-            registry.register(Box::new(g.clone())).expect("metric registered once");
-            g
+            registered(registry, GaugeVec::new(Opts::new(name, help), labels))
         };
         let int_gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
-            registry.register(Box::new(g.clone())).expect("metric registered once");
-            g
+            registered(registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
-        let accepted =
-            IntCounter::new(LOG_ACCEPTED_TOTAL, "Prediction log records (rows) queued for the sinks.")
-                .expect("static metric definition");
-        registry.register(Box::new(accepted.clone())).expect("metric registered once");
+        let accepted = registered(
+            registry,
+            IntCounter::new(LOG_ACCEPTED_TOTAL, "Prediction log records (rows) queued for the sinks."),
+        );
         ObserveMetrics {
             accepted,
             dropped: counter(

@@ -2,6 +2,10 @@
 //! stage, outcome, feature group, alias: names the registry and the config define, never
 //! entity IDs, raw paths or a model name a client made up ([`UNKNOWN_MODEL`]).
 
+mod observe;
+
+pub use observe::*;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -77,6 +81,8 @@ pub struct Metrics {
     pub registry_source_up: IntGauge,
     pub registry_source_syncs: IntCounterVec,
     pub registry_source_downloads: IntCounterVec,
+    /// The prediction log's and drift monitor's series.
+    pub observe: ObserveMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -227,7 +233,6 @@ impl Metrics {
         registry.register(Box::new(alias_version.clone())).expect("metric registered once");
 
         Metrics {
-            registry,
             requests,
             stage_seconds,
             rows,
@@ -252,6 +257,8 @@ impl Metrics {
             registry_source_up,
             registry_source_syncs,
             registry_source_downloads,
+            observe: ObserveMetrics::new(&registry),
+            registry,
         }
     }
 
@@ -314,9 +321,13 @@ impl VersionMetrics {
     }
 }
 
-impl Metrics {
-    /// The registry, for a module that defines its own series (`crate::observe`).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
+/// Registers a metric of a static definition: a bad definition or a name used twice is a
+/// mistake in this file, found by the first test that builds [`Metrics`].
+fn registered<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<C>,
+) -> C {
+    let metric = metric.expect("static metric definition");
+    registry.register(Box::new(metric.clone())).expect("metric registered once");
+    metric
 }
