@@ -394,3 +394,43 @@ async fn the_stream_sink_keeps_its_backlog_while_redis_restarts() {
     assert_eq!(metric(&server, r#"fti_prediction_log_dropped_total{sink="stream"}"#).await, 0.0);
     assert!(metric(&server, r#"fti_prediction_log_write_errors_total{sink="stream"}"#).await >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_sink_authenticates_with_its_own_password_file() {
+    let redis = Redis::start_with(
+        &[
+            "--requirepass",
+            "admin-secret",
+            "--user",
+            "logger",
+            "on",
+            ">log-secret",
+            "~fti:*",
+            "+xadd",
+            "+ping",
+        ],
+        false,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("stream-password");
+    std::fs::write(&password, "log-secret\n").unwrap();
+    let mut config = with_log(common::example_config());
+    config.prediction_log.stream = Some(StreamSinkConfig {
+        url: format!("redis://logger@127.0.0.1:{}", redis.port),
+        password_file: Some(password),
+        ..StreamSinkConfig::default()
+    });
+    assert!(!format!("{config:?}").contains("log-secret"));
+    let server = Server::start(&config).await;
+    let sent = burst(&server, "auth", 1, 2, 1).await.len() as f64;
+    let written = r#"fti_prediction_log_written_total{sink="stream"}"#;
+    assert!(
+        eventually(Duration::from_secs(30), async || metric(&server, written).await == sent).await.is_some()
+    );
+    let mut admin = redis::Client::open(format!("redis://:admin-secret@127.0.0.1:{}", redis.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let len: f64 = redis::cmd("XLEN").arg("fti:predictions:fraud").query(&mut admin).unwrap();
+    assert_eq!(len, sent);
+}

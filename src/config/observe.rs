@@ -201,3 +201,63 @@ impl DriftConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(result: Result<(), ConfigError>) -> String {
+        match result {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        let on = PredictionLogConfig { enabled: true, ..PredictionLogConfig::default() };
+        assert_eq!(key_of(on.validate()), "prediction_log");
+        let files = Some(FilesSinkConfig::default());
+        assert!(PredictionLogConfig { files: files.clone(), ..on.clone() }.validate().is_ok());
+        let bad_sample = PredictionLogConfig { sample: 1.5, files: files.clone(), ..on.clone() };
+        assert_eq!(key_of(bad_sample.validate()), "prediction_log.sample");
+        let mut per_model = PredictionLogConfig { files: files.clone(), ..on.clone() };
+        per_model.models.insert("fraud".into(), ModelLogConfig { sample: -0.1 });
+        assert_eq!(key_of(per_model.validate()), "prediction_log.models.fraud.sample");
+        let batch = PredictionLogConfig { batch: 0, files: files.clone(), ..on.clone() };
+        assert_eq!(key_of(batch.validate()), "prediction_log.batch");
+        let queue = PredictionLogConfig { queue: 0, files, ..on.clone() };
+        assert_eq!(key_of(queue.validate()), "prediction_log.queue");
+        let small = Some(FilesSinkConfig { max_file_bytes: 10, ..FilesSinkConfig::default() });
+        assert_eq!(
+            key_of(PredictionLogConfig { files: small, ..on.clone() }.validate()),
+            "prediction_log.files.max_file_bytes"
+        );
+        let stray = Some(StreamSinkConfig { password_file: Some("p".into()), ..StreamSinkConfig::default() });
+        assert_eq!(
+            key_of(PredictionLogConfig { stream: stray, ..on.clone() }.validate()),
+            "prediction_log.stream.password_file"
+        );
+        let no_key = Some(StreamSinkConfig { key: String::new(), ..StreamSinkConfig::default() });
+        assert_eq!(
+            key_of(PredictionLogConfig { stream: no_key, ..on }.validate()),
+            "prediction_log.stream.key"
+        );
+        assert_eq!(
+            key_of(DriftConfig { window_s: 1, ..DriftConfig::default() }.validate()),
+            "drift.window_s"
+        );
+        assert_eq!(
+            key_of(DriftConfig { psi_threshold: 0.0, ..DriftConfig::default() }.validate()),
+            "drift.psi_threshold"
+        );
+        assert_eq!(key_of(DriftConfig { sample: 2.0, ..DriftConfig::default() }.validate()), "drift.sample");
+    }
+
+    #[test]
+    fn stream_urls_are_not_printed() {
+        let s =
+            StreamSinkConfig { url: "redis://:hunter2@10.0.0.1:6379".into(), ..StreamSinkConfig::default() };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
