@@ -39,14 +39,16 @@ pub struct Args {
     /// Pin a model version; without it the `production` alias answers (promotions show).
     #[arg(long)]
     pub version: Option<u64>,
-    /// `post` target: the path each corpus line is POSTed to as it is.
+    /// `post` target: the path each corpus line is POSTed to as it is; `get` target: the
+    /// path to GET.
     #[arg(long)]
     pub path: Option<String>,
     /// JSONL request corpus. Each line is a predict body (`{"entities": .., "features": ..}`),
     /// an OIP infer body (`{"inputs": [..]}`), or a golden record holding `request` and/or
-    /// `input` (the model's input vector), as in `models/<m>/<v>/golden.jsonl`.
+    /// `input` (the model's input vector), as in `models/<m>/<v>/golden.jsonl`. Not used by
+    /// the `get` target.
     #[arg(long)]
-    pub corpus: PathBuf,
+    pub corpus: Option<PathBuf>,
     /// Entity IDs to draw from (`--keys uniform|zipf`): a text file with one ID per line, or a
     /// CSV file whose column named like the entity key holds them. Default: the IDs in the corpus.
     #[arg(long)]
@@ -134,6 +136,9 @@ pub enum TargetKind {
     /// Any HTTP server: each corpus line POSTed as it is to `--path` (a 2xx answer is a
     /// success), e.g. another feature server for a comparison.
     Post,
+    /// Any HTTP server: GET `--path` with no body (a 2xx answer is a success), e.g. a
+    /// trivial endpoint, to measure the HTTP round trip alone at the same rate.
+    Get,
 }
 
 impl std::fmt::Display for TargetKind {
@@ -144,6 +149,7 @@ impl std::fmt::Display for TargetKind {
             Self::Oip => "oip",
             Self::OipGrpc => "oip-grpc",
             Self::Post => "post",
+            Self::Get => "get",
         })
     }
 }
@@ -194,7 +200,7 @@ pub struct Plan {
     pub target: TargetKind,
     pub model: String,
     pub version: Option<u64>,
-    /// `post` target: the path to POST to.
+    /// `post` and `get` targets: the path to POST to or GET.
     pub path: Option<String>,
     pub corpus: PathBuf,
     pub entities: Option<PathBuf>,
@@ -244,14 +250,21 @@ impl Plan {
                 "choose one mode: --rate (open loop), --concurrency (closed loop) or --step (rising rate)"
             ),
         };
+        let plain = matches!(args.target, TargetKind::Post | TargetKind::Get);
         match (&args.path, args.target) {
             (None, TargetKind::Post) => bail!("--target post: give the --path to POST to"),
-            (Some(path), TargetKind::Post) if !path.starts_with('/') => {
+            (None, TargetKind::Get) => bail!("--target get: give the --path to GET"),
+            (Some(path), _) if plain && !path.starts_with('/') => {
                 bail!("--path: expected an absolute path such as /get-online-features, got {path:?}")
             }
-            (Some(_), target) if target != TargetKind::Post => bail!("--path: only for --target post"),
+            (Some(_), _) if !plain => bail!("--path: only for --target post or get"),
             _ => {}
         }
+        let corpus = match (args.corpus, args.target) {
+            (Some(corpus), _) => corpus,
+            (None, TargetKind::Get) => PathBuf::new(),
+            (None, target) => bail!("--corpus: required for --target {target}"),
+        };
         let warmup = parse_duration_or_zero(&args.warmup).context("--warmup")?;
         let run_time = match &mode {
             Mode::Open { duration, .. } | Mode::Closed { duration, .. } => *duration,
@@ -290,7 +303,7 @@ impl Plan {
             model: args.model,
             version: args.version,
             path: args.path,
-            corpus: args.corpus,
+            corpus,
             entities: args.entities,
             entity_key: args.entity_key,
             keys,

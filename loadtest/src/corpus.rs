@@ -95,6 +95,9 @@ impl Draw {
 /// `http`/`grpc` targets, OIP infer bodies for `oip`/`oip-grpc`. With `--keys uniform|zipf`
 /// the corpus rows are cycled through `--ring` times with a drawn entity ID each.
 pub fn bodies(plan: &Plan) -> Result<Vec<Value>> {
+    if plan.target == TargetKind::Get {
+        return Ok(vec![Value::Null]);
+    }
     let text = std::fs::read_to_string(&plan.corpus)
         .with_context(|| format!("--corpus: cannot read {}", plan.corpus.display()))?;
     let mut rows = Vec::new();

@@ -59,6 +59,13 @@ impl Target {
                 target.check().await?;
                 Ok(Self::Http(target))
             }
+            TargetKind::Get => {
+                let path = plan.path.clone().unwrap_or_default();
+                let target =
+                    HttpTarget::new(&plan.url, path, Vec::new(), plan.connections, VersionField::None)?;
+                target.check().await?;
+                Ok(Self::Http(target))
+            }
             TargetKind::Http | TargetKind::Oip => {
                 let (path, answer_version) = match (plan.target, &version) {
                     (TargetKind::Http, None) => {
@@ -188,6 +195,7 @@ pub struct HttpTarget {
     authority: String,
     host: HeaderValue,
     path: String,
+    /// POSTed in turn; none: each request is a GET.
     bodies: Vec<Bytes>,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     /// One permit per connection: a request waits here when all are busy, and that wait
@@ -265,10 +273,16 @@ impl HttpTarget {
                 Err(_) => return Answer::Error("connect".into()),
             };
         }
-        let request = Request::post(self.path.as_str())
-            .header(header::HOST, self.host.clone())
-            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(Full::new(self.bodies[i % self.bodies.len()].clone()));
+        let request = if self.bodies.is_empty() {
+            Request::get(self.path.as_str())
+                .header(header::HOST, self.host.clone())
+                .body(Full::new(Bytes::new()))
+        } else {
+            Request::post(self.path.as_str())
+                .header(header::HOST, self.host.clone())
+                .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(Full::new(self.bodies[i % self.bodies.len()].clone()))
+        };
         let Ok(request) = request else {
             return Answer::Error("client_request".into());
         };

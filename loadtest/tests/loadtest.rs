@@ -182,6 +182,36 @@ async fn grpc_and_oip_targets_answer_like_http() {
     }
 }
 
+/// The `get` target needs no corpus: it GETs one path, a 2xx being a success, so a trivial
+/// endpoint measures the HTTP round trip alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_get_target_measures_a_plain_endpoint() {
+    let server = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{}", server.http);
+    for (path, ok) in [("/health/live", true), ("/no/such/route", false)] {
+        let json = dir.path().join("get.json");
+        let out = loadtest(args(&format!(
+            "--url {url} --target get --path {path} --rate 100 --duration 1s --warmup 0s \
+             --timeout 30s --summary {} --quiet",
+            json.display()
+        )))
+        .await;
+        assert!(out.status.success(), "{path}: {}", show(&out));
+        let s = summary(&json);
+        assert_eq!(s["requests"], 100, "{path}: {s}");
+        if ok {
+            assert_eq!(s["ok"], 100, "{path}: {s}");
+        } else {
+            assert_eq!(s["errors"]["http_404:no_route"], 100, "{path}: {s}");
+        }
+    }
+    let out = loadtest(args(&format!("--url {url} --target get --rate 10 --duration 1s"))).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--target get: give the --path"), "{}", show(&out));
+    let out = loadtest(args(&format!("--url {url} --target http --rate 10 --duration 1s"))).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--corpus: required"), "{}", show(&out));
+}
+
 /// How many requests `version` of fraud has answered, from the server's own metrics.
 async fn answered_by(http: &reqwest::Client, url: &str, version: &str) -> u64 {
     let series = format!(
