@@ -161,6 +161,11 @@ fn v1_predict_json() {
     let core = core();
     runner()
         .run(&predict_body(), |body| {
+            // The fast path takes a body only as the checked path does.
+            if let Some(fast) = fti_serve::http::dto::parse_predict_fast(&body) {
+                let checked = fti_serve::http::dto::parse_predict_checked(&body);
+                assert_eq!(checked.as_ref().ok(), Some(&fast), "{}", String::from_utf8_lossy(&body));
+            }
             match fti_serve::http::dto::parse_predict(&body) {
                 Err(e) => assert_client_error(e.status, &e.body.error),
                 Ok(request) => {

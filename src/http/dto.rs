@@ -6,6 +6,7 @@ use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+pub use super::fast_decode::parse_predict_fast;
 use crate::Error;
 use crate::features::{DType, Value as FeatureValue};
 use crate::predict::{
@@ -15,7 +16,21 @@ use crate::predict::{
 const TOP_LEVEL: &str = "entities, features, rows, return_features";
 
 /// Parses `{"entities", "features"}` or `{"rows": [...]}` (+ `return_features`).
+///
+/// Two paths give one answer. [`parse_predict_fast`] decodes the usual body straight into
+/// the core's types; on anything else (an error to report, a duplicate key, a value of the
+/// wrong kind, a large object) it gives up and [`parse_predict_checked`], which reads the
+/// body as a `serde_json::Value`, decides and names the field. Both accept the same bodies
+/// with the same result (a fuzz test holds them to it).
 pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
+    match parse_predict_fast(body) {
+        Some(request) => Ok(request),
+        None => parse_predict_checked(body),
+    }
+}
+
+/// The checked path of [`parse_predict`]: every body, every error named.
+pub fn parse_predict_checked(body: &[u8]) -> Result<PredictRequest, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}"))
     })?;
@@ -128,19 +143,6 @@ fn kind(v: &Value) -> String {
     }
 }
 
-/// Serializes `[(name, value)]` as a JSON object, keeping the declared order.
-struct Ordered<'a, V>(&'a [(String, V)]);
-
-impl<V: Serialize> Serialize for Ordered<'_, V> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
 /// NaN and infinities are not JSON: they go out as null.
 #[derive(Serialize)]
 #[serde(untagged)]
@@ -151,16 +153,6 @@ enum Number {
 
 fn number(v: f64) -> Number {
     if v.is_finite() { Number::Finite(v) } else { Number::Null(None) }
-}
-
-#[derive(Serialize)]
-struct RowBody<'a> {
-    outputs: Map<String, Value>,
-    missing_features: Vec<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    features: Option<Ordered<'a, Number>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    groups: Option<Map<String, Value>>,
 }
 
 /// `{"<group>": {"status", "event_timestamp", "values": {...}}}`: stored values typed as
@@ -192,47 +184,94 @@ fn groups_json(groups: &[GroupReport]) -> Map<String, Value> {
         .collect()
 }
 
-fn row_body(row: &RowPrediction) -> (Map<String, Value>, Vec<&str>) {
-    let outputs = row.outputs.iter().map(|(k, v)| (k.clone(), output_json(v))).collect();
-    (outputs, row.missing_features.iter().map(|s| &**s).collect())
+/// One output value as JSON.
+struct Output<'a>(&'a OutputValue);
+
+impl Serialize for Output<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            OutputValue::Int(i) => serializer.serialize_i64(*i),
+            OutputValue::Num(f) => number(*f).serialize(serializer),
+            OutputValue::Str(s) => serializer.serialize_str(s),
+            OutputValue::List(l) => serializer.collect_seq(l.iter().map(|f| number(*f))),
+            // Through a JSON object, as before: class labels written twice keep one key.
+            OutputValue::Map(m) => {
+                let object: Map<String, Value> = m
+                    .iter()
+                    .map(|(k, f)| {
+                        (k.clone(), serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number))
+                    })
+                    .collect();
+                object.serialize(serializer)
+            }
+        }
+    }
 }
 
-fn output_json(v: &OutputValue) -> Value {
-    let num = |f: f64| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number);
-    match v {
-        OutputValue::Int(i) => Value::from(*i),
-        OutputValue::Num(f) => num(*f),
-        OutputValue::Str(s) => Value::String(s.clone()),
-        OutputValue::List(l) => Value::Array(l.iter().map(|f| num(*f)).collect()),
-        OutputValue::Map(m) => Value::Object(m.iter().map(|(k, f)| (k.clone(), num(*f))).collect()),
+/// `(name, value)` pairs as a JSON object in their order, each value written as the
+/// function makes it.
+struct Pairs<'a, V, T>(&'a [(String, V)], fn(&'a V) -> T);
+
+impl<V, T: Serialize> Serialize for Pairs<'_, V, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, &(self.1)(v))?;
+        }
+        map.end()
+    }
+}
+
+/// One row's fields, written into the map that holds them (the answer itself for a single
+/// request, an element of `predictions` for a batch).
+fn row_fields<M: SerializeMap>(map: &mut M, row: &RowPrediction) -> Result<(), M::Error> {
+    map.serialize_entry("outputs", &Pairs(&row.outputs, Output))?;
+    let missing: Vec<&str> = row.missing_features.iter().map(|s| &**s).collect();
+    map.serialize_entry("missing_features", &missing)?;
+    if let Some(features) = &row.features {
+        map.serialize_entry("features", &Pairs(features, |v: &f64| number(*v)))?;
+    }
+    if let Some(groups) = &row.groups {
+        map.serialize_entry("groups", &groups_json(groups))?;
+    }
+    Ok(())
+}
+
+struct RowBody<'a>(&'a RowPrediction);
+
+impl Serialize for RowBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        row_fields(&mut map, self.0)?;
+        map.end()
+    }
+}
+
+/// The JSON answer ([`render_predict`]), written straight from the core's response.
+pub struct Rendered<'a> {
+    response: &'a PredictResponse,
+    batch: bool,
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let response = self.response;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", &response.model)?;
+        map.serialize_entry("version", &response.version)?;
+        if self.batch {
+            map.serialize_entry("predictions", &response.rows.iter().map(RowBody).collect::<Vec<_>>())?;
+        } else if let Some(row) = response.rows.first() {
+            row_fields(&mut map, row)?;
+        }
+        map.end()
     }
 }
 
 /// The JSON answer: the fields of the one row for a single request, `predictions` for a
 /// batch.
-pub fn render_predict(response: &PredictResponse, batch: bool) -> Value {
-    let rows: Vec<Value> = response
-        .rows
-        .iter()
-        .map(|row| {
-            let (outputs, missing_features) = row_body(row);
-            let features: Option<Vec<(String, Number)>> =
-                row.features.as_ref().map(|f| f.iter().map(|(k, v)| (k.clone(), number(*v))).collect());
-            let groups = row.groups.as_deref().map(groups_json);
-            let body =
-                RowBody { outputs, missing_features, features: features.as_deref().map(Ordered), groups };
-            serde_json::to_value(&body).unwrap_or(Value::Null)
-        })
-        .collect();
-    let mut out = Map::new();
-    out.insert("model".into(), Value::String(response.model.clone()));
-    out.insert("version".into(), Value::from(response.version));
-    if batch {
-        out.insert("predictions".into(), Value::Array(rows));
-    } else if let Some(Value::Object(row)) = rows.into_iter().next() {
-        out.extend(row);
-    }
-    Value::Object(out)
+pub fn render_predict(response: &PredictResponse, batch: bool) -> Rendered<'_> {
+    Rendered { response, batch }
 }
 
 #[cfg(test)]
@@ -264,5 +303,68 @@ mod tests {
         assert_eq!(err(r#"{"rows": [1]}"#).field.as_deref(), Some("rows[0]"));
         assert_eq!(err(r#"[1]"#).field.as_deref(), Some("body"));
         assert_eq!(err(r#"{"return_features": 1}"#).field.as_deref(), Some("return_features"));
+    }
+
+    /// The answer's bytes: field order, numbers, non-finite values as null, every output
+    /// kind, the input vector and the group reports.
+    #[test]
+    fn answers_are_written_field_by_field() {
+        let row = |missing: &[&str], features| RowPrediction {
+            outputs: vec![
+                ("label".into(), OutputValue::Int(-3)),
+                ("p".into(), OutputValue::Num(0.25)),
+                ("nan".into(), OutputValue::Num(f64::NAN)),
+                ("s".into(), OutputValue::Str("a\"b".into())),
+                ("l".into(), OutputValue::List(vec![1.0, f64::INFINITY, 1e-7])),
+                (
+                    "m".into(),
+                    OutputValue::Map(vec![("0".into(), 0.5), ("1".into(), 0.25), ("0".into(), 0.75)]),
+                ),
+            ],
+            missing_features: missing.iter().map(|m| std::sync::Arc::from(*m)).collect(),
+            features,
+            groups: None,
+        };
+        let response = PredictResponse {
+            model: "fraud".into(),
+            version: 7,
+            request_id: "r".into(),
+            rows: vec![
+                row(&["x", "y"], Some(vec![("a".into(), 1.5), ("b".into(), f64::NAN)])),
+                row(&[], None),
+            ],
+        };
+        let outputs = r#""outputs":{"label":-3,"p":0.25,"nan":null,"s":"a\"b","l":[1.0,null,1e-7],"m":{"0":0.75,"1":0.25}}"#;
+        let single = serde_json::to_string(&render_predict(&response, false)).expect("json");
+        assert_eq!(
+            single,
+            format!(
+                r#"{{"model":"fraud","version":7,{outputs},"missing_features":["x","y"],"features":{{"a":1.5,"b":null}}}}"#
+            )
+        );
+        let batch = serde_json::to_string(&render_predict(&response, true)).expect("json");
+        assert_eq!(
+            batch,
+            format!(
+                r#"{{"model":"fraud","version":7,"predictions":[{{{outputs},"missing_features":["x","y"],"features":{{"a":1.5,"b":null}}}},{{{outputs},"missing_features":[]}}]}}"#
+            )
+        );
+        let mut grouped = response;
+        grouped.rows[1].groups = Some(vec![GroupReport {
+            group: "g".into(),
+            status: "found",
+            event_time: None,
+            values: vec![
+                ("n".into(), DType::Int, Some(FeatureValue::Num(3.0))),
+                ("z".into(), DType::Float, None),
+            ],
+        }]);
+        let batch = serde_json::to_string(&render_predict(&grouped, true)).expect("json");
+        assert!(
+            batch.ends_with(
+                r#""missing_features":[],"groups":{"g":{"status":"found","event_timestamp":null,"values":{"n":3,"z":null}}}}]}"#
+            ),
+            "{batch}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Extractors every costly route starts with, in this order: [`Admitted`] (a permit of
-//! admission control, or 429 at once: a refusal reads no body) and [`Body`] (the whole
+//! admission control, or 429 at once: a refusal reads no body), [`PredictHeaders`] (what
+//! the headers ask for, checked, without a copy of the header map) and [`Body`] (the whole
 //! request body, read under the body read timeout and the size limit: a client that
 //! trickles its body is answered 408 and let go, rather than holding a connection and its
 //! buffers). As extractors, not middleware, they add no layer to every request.
@@ -25,6 +26,33 @@ where
 
     async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, ApiError> {
         Predictor::from_ref(state).try_admit().map(Admitted).map_err(ApiError::from)
+    }
+}
+
+/// What a predict request's headers ask for: the client's own deadline
+/// ([`super::TIMEOUT_HEADER`]) and its id for the request ([`super::REQUEST_ID_HEADER`]);
+/// a malformed one is answered 400 `invalid_header`, naming it.
+pub struct PredictHeaders {
+    pub timeout: Option<Duration>,
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PredictHeaders {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let invalid = |message| ApiError::bad_request("invalid_header", message);
+        let timeout = super::client_timeout(&parts.headers).map_err(invalid)?;
+        let request_id = match parts.headers.get(super::REQUEST_ID_HEADER) {
+            None => None,
+            Some(value) => {
+                let id = value.to_str().ok().filter(|id| crate::observe::request_id::check(id).is_ok());
+                let rule = crate::observe::request_id::RULE;
+                let id = id.ok_or_else(|| invalid(format!("header {}: {rule}", super::REQUEST_ID_HEADER)))?;
+                Some(id.to_owned())
+            }
+        };
+        Ok(PredictHeaders { timeout, request_id })
     }
 }
 

@@ -4,6 +4,7 @@ mod admin;
 pub mod dto;
 pub mod error;
 mod extract;
+mod fast_decode;
 mod models;
 pub mod oip;
 pub mod server;
@@ -22,7 +23,7 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use self::error::ApiError;
-use self::extract::{Admitted, Body};
+use self::extract::{Admitted, Body, PredictHeaders};
 use crate::predict::{Predictor, Target};
 use crate::secret::Secret;
 
@@ -100,21 +101,21 @@ async fn predict_production(
     State(p): State<Predictor>,
     _: Admitted,
     Path(model): Path<String>,
-    headers: HeaderMap,
+    headers: PredictHeaders,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    predict(&p, &model, &Target::production(), &headers, body).await
+    predict(&p, &model, &Target::production(), headers, body).await
 }
 
 async fn predict_version(
     State(p): State<Predictor>,
     _: Admitted,
     Path((model, version)): Path<(String, String)>,
-    headers: HeaderMap,
+    headers: PredictHeaders,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let target = version_target(&version)?;
-    predict(&p, &model, &target, &headers, body).await
+    predict(&p, &model, &target, headers, body).await
 }
 
 /// A version path parameter; unlike an absent version in other protocols, an empty one is
@@ -132,36 +133,22 @@ async fn predict_alias(
     State(p): State<Predictor>,
     _: Admitted,
     Path((model, alias)): Path<(String, String)>,
-    headers: HeaderMap,
+    headers: PredictHeaders,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    predict(&p, &model, &Target::Alias(alias), &headers, body).await
+    predict(&p, &model, &Target::Alias(alias), headers, body).await
 }
 
 async fn predict(
     p: &Predictor,
     model: &str,
     target: &Target,
-    headers: &HeaderMap,
+    headers: PredictHeaders,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let timeout = client_timeout(headers).map_err(|m| ApiError::bad_request("invalid_header", m))?;
-    let request_id = match headers.get(REQUEST_ID_HEADER) {
-        Some(value) => {
-            let id =
-                value.to_str().ok().filter(|id| crate::observe::request_id::check(id).is_ok()).ok_or_else(
-                    || {
-                        let rule = crate::observe::request_id::RULE;
-                        ApiError::bad_request("invalid_header", format!("header {REQUEST_ID_HEADER}: {rule}"))
-                    },
-                )?;
-            Some(id.to_string())
-        }
-        None => None,
-    };
     let mut request = dto::parse_predict(&body)?;
-    request.timeout = timeout;
-    request.request_id = request_id;
+    request.timeout = headers.timeout;
+    request.request_id = headers.request_id;
     let batch = request.batch;
     let response = p.predict(model, target, request).await?;
     let mut http = Json(dto::render_predict(&response, batch)).into_response();
@@ -193,8 +180,12 @@ async fn not_found(request: Request) -> ApiError {
     ApiError::with_status(StatusCode::NOT_FOUND, "no_route", message)
 }
 
-/// One line per request at debug level; the route template, never the raw path.
+/// One line per request at debug level; the route template, never the raw path. Costs
+/// nothing when debug is off.
 async fn log_request(request: Request, next: Next) -> Response {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return next.run(request).await;
+    }
     let start = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
