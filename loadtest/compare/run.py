@@ -8,7 +8,9 @@ One command, one run, one machine (run it through run.sh, which prepares the ven
 1. starts a throwaway redis-server on a free loopback port and loads the example's feature
    files into it with `fti-serve materialize`;
 2. measures the floors: one Redis HMGET round trip (redis-benchmark, one connection) and
-   one onnxruntime run of the model (in-process, one row);
+   one onnxruntime run of the model (in-process, one row); the third floor, a trivial HTTP
+   GET (fti-serve's /health/live) through the same load tool at each fixed rate, is measured
+   on fti-serve before its load phases, and the table sets each p50 against the sum;
 3. for fti-serve (fti-serve.toml: Redis, feature cache off) and then the baseline
    (baseline/app.py: FastAPI + uvicorn + onnxruntime + redis.asyncio, --baseline-workers
    processes): starts it on free loopback ports, waits for /health/ready, checks the 30
@@ -18,6 +20,9 @@ One command, one run, one machine (run it through run.sh, which prepares the ven
    over each measured window and its RSS (VmRSS, VmHWM summed over the tree) after it;
 4. writes a markdown table (--out, default loadtest/compare/results.md) and every raw
    number as JSON beside it, and prints the table.
+
+--server-cpus and --client-cpus (taskset lists) pin the server under test apart from Redis,
+redis-benchmark and the load tool; the baseline then gets one worker per server CPU.
 
 Servers, Redis and the load tool are killed in `finally` (and on SIGTERM/SIGINT), every
 wait is bounded. Raw load-tool summaries and server logs go to loadtest/compare/out/.
@@ -76,10 +81,13 @@ class RunError(Exception):
 
 def loadtest_command(args, url: str, phase: dict, summary: Path, plot: Path | None) -> list[str]:
     """fti-loadtest's command line for one phase (its contract; adjust here)."""
-    cmd = [
-        str(args.loadtest), "--url", url, "--target", phase.get("target", "http"), "--model", "fraud",
-        "--corpus", str(GOLDEN), "--entities", str(args.entities), "--keys", args.keys,
-    ]
+    if phase.get("target") == "get":
+        cmd = [str(args.loadtest), "--url", url, "--target", "get", "--path", phase["path"]]
+    else:
+        cmd = [
+            str(args.loadtest), "--url", url, "--target", phase.get("target", "http"), "--model", "fraud",
+            "--corpus", str(GOLDEN), "--entities", str(args.entities), "--keys", args.keys,
+        ]
     if phase["mode"] == "concurrency":
         cmd += ["--concurrency", str(phase["value"])]
     else:
@@ -370,8 +378,9 @@ print(json.dumps({"runs": len(times), "p50_us": times[len(times) // 2] / 1000,
 def measure_floors(args, redis_port: int) -> dict:
     floors = {}
     key = f"fti:card_activity:{FLOOR_ENTITY}"
-    cmd = [args.redis_benchmark, "-p", str(redis_port), "-c", "1", "-n", "20000", "--csv",
-           "HMGET", key, *ACTIVITY_FIELDS]
+    cmd = pinned(getattr(args, "client_cpus", None),
+                 [args.redis_benchmark, "-p", str(redis_port), "-c", "1", "-n", "20000", "--csv",
+                  "HMGET", key, *ACTIVITY_FIELDS])
     out = run_checked(cmd, "redis-benchmark")
     rows = list(csv.DictReader(io.StringIO(out)))
     if not rows or "p50_latency_ms" not in rows[-1]:
@@ -394,6 +403,15 @@ def measure_floors(args, redis_port: int) -> dict:
 def fti_env() -> dict:
     return {k: v for k, v in os.environ.items()
             if not k.startswith("FTI__") and k not in ("FTI_REDIS_URL", "RUST_LOG")}
+
+
+def cpu_list(text: str) -> list[int]:
+    """taskset's list syntax (`0`, `1-3`, `0,2`) as CPU numbers."""
+    cpus = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        cpus += range(int(lo), int(hi or lo) + 1)
+    return cpus
 
 
 def pinned(cpus: str | None, cmd: list[str]) -> list[str]:
@@ -492,16 +510,24 @@ def measure_server(args, procs: Processes, name: str, redis_url: str) -> dict:
         if not args.skip_load:
             for phase in phases(args, name):
                 phase_port = grpc_port if phase.get("target") == "grpc" else port
+                stages = name == "fti-serve" and phase.get("target") != "get"
                 result["phases"].append(run_phase(args, procs, server, name, phase_port, phase,
-                                                  metrics_port=port if name == "fti-serve" else None))
+                                                  metrics_port=port if stages else None))
         result["final_memory"] = memory_mib(server.pid)
     finally:
         procs.stop(server)
     return result
 
 
+FLOOR_PATH = "/health/live"
+
+
 def phases(args, server: str = "fti-serve") -> list[dict]:
     out = [{"name": f"saturation-c{args.concurrency}", "mode": "concurrency", "value": args.concurrency}]
+    if server == "fti-serve":
+        # The HTTP floor: a trivial GET through the same load tool at the same rates.
+        out += [{"name": f"floor-get-{r}", "mode": "rate", "value": r, "target": "get", "path": FLOOR_PATH}
+                for r in args.rates]
     out += [{"name": f"rate-{r}", "mode": "rate", "value": r} for r in args.rates]
     if server == "fti-serve":
         # The same rates over fti.v1.PredictionService/Predict (the baseline has no gRPC).
@@ -574,6 +600,19 @@ def table_rows(results: dict, args) -> list[dict]:
                         + (f" ({got[s]:,.0f})" if rate and got[s] is not None else "")))
         cpu = metric(name, cpu_per_1k)
         rows.append(row(f"CPU s per 1,000 requests {where}", cpu, lambda s: f"{cpu[s]:.3f}", False))
+    f = results.get("floors", {})
+    hmget = f.get("redis_hmget", {}).get("p50_us")
+    model = f.get("onnxruntime_run", {}).get("p50_us")
+    for r in args.rates:
+        get = value("fti-serve", f"floor-get-{r}", latency("p50"))
+        floor = get + hmget + model if None not in (get, hmget, model) else None
+        rows.append(row(f"floor at {r} req/s: p50 of GET {FLOOR_PATH} through the same tool (ms)",
+                        {"fti-serve": get, "baseline": None}, lambda s, g=get: fmt_ms(g)))
+        rows.append(row(f"floor at {r} req/s: that GET + Redis HMGET p50 + model p50 (ms)",
+                        {"fti-serve": floor, "baseline": None}, lambda s, x=floor: fmt_ms(x)))
+        p50 = metric(f"rate-{r}", latency("p50"))
+        over = {s: (p50[s] / floor if floor and p50[s] else None) for s in SERVERS}
+        rows.append(row(f"p50 at {r} req/s / that floor", over, lambda s, o=over: f"{o[s]:.2f}×"))
     for r in args.rates:
         name = f"grpc-rate-{r}"
         for k in ("p50", "p99"):
@@ -584,6 +623,14 @@ def table_rows(results: dict, args) -> list[dict]:
     return rows
 
 
+def pinning_text(args) -> str:
+    server, client = getattr(args, "server_cpus", None), getattr(args, "client_cpus", None)
+    if not server and not client:
+        return "The load tool runs on the same machine and shares its cores with the server."
+    return (f"Pinned with taskset: the server under test on CPU {server or 'any'}; Redis, "
+            f"redis-benchmark and the load tool on CPU {client or 'any'}.")
+
+
 def render(results: dict, args) -> str:
     m = results["machine"]
     lines = [
@@ -592,7 +639,7 @@ def render(results: dict, args) -> str:
         f"Run {results['date']} on {m['nproc']} CPUs (nproc; {m['cpu']}), {m['memory_gib']:.0f} GiB, "
         f"{m['system']}. Model fraud v2 (LightGBM, 50 trees, 24 inputs), both feature groups "
         f"from Redis {m['redis']} on loopback in one pipelined round trip per request, no feature "
-        "cache. The load tool runs on the same machine and shares its cores with the server.",
+        "cache. " + pinning_text(args),
         "",
         "Commands (`bash loadtest/compare/run.sh` runs all of this):",
         "",
@@ -604,7 +651,7 @@ def render(results: dict, args) -> str:
             lines.append(f"- {s}: `{results['servers'][s]['command']}`")
     if "baseline" in results["servers"]:
         lines.append(f"  (baseline: FastAPI + uvicorn[standard] with {args.baseline_workers} worker "
-                     f"processes on {m['nproc']} CPUs, onnxruntime with intra_op_num_threads=1 and "
+                     f"processes on {len(cpu_list(args.server_cpus)) if args.server_cpus else m['nproc']} CPUs, onnxruntime with intra_op_num_threads=1 and "
                      "inter_op_num_threads=1, redis.asyncio + hiredis; packages pinned in "
                      "loadtest/compare/requirements.txt)")
     if args.skip_load:
@@ -696,8 +743,13 @@ def parse_args(argv=None):
     p.add_argument("--loadtest", type=Path, default=REPO / "target/release/fti-loadtest")
     p.add_argument("--redis-server", default="redis-server")
     p.add_argument("--redis-benchmark", default="redis-benchmark")
-    p.add_argument("--baseline-workers", type=int, default=2,
-                   help="uvicorn worker processes (default 2: one per core on the project's machine)")
+    p.add_argument("--baseline-workers", type=int, default=None,
+                   help="uvicorn worker processes (default: one per CPU of --server-cpus, else 2, "
+                        "one per core on the project's machine)")
+    p.add_argument("--server-cpus", default=None,
+                   help="taskset CPU list for the server under test (e.g. 1 or 2-3)")
+    p.add_argument("--client-cpus", default=None,
+                   help="taskset CPU list for Redis, redis-benchmark and the load tool (e.g. 0)")
     p.add_argument("--servers", default=",".join(SERVERS), help="which to measure, comma-separated")
     p.add_argument("--concurrency", type=int, default=32, help="connections of the saturation phase")
     p.add_argument("--rates", default="500,1000,2000", help="fixed request rates, req/s, comma-separated")
@@ -712,6 +764,8 @@ def parse_args(argv=None):
     p.add_argument("--work-dir", type=Path, default=HERE / "out", help="logs and raw load summaries")
     args = p.parse_args(argv)
     args.rates = [int(r) for r in args.rates.split(",") if r.strip()]
+    if args.baseline_workers is None:
+        args.baseline_workers = len(cpu_list(args.server_cpus)) if args.server_cpus else 2
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = [s for s in args.servers if s not in SERVERS]
     if unknown:
