@@ -162,3 +162,61 @@ async fn materialize_round_trips_and_names_bad_rows() {
     assert_eq!(report.skipped.len(), 1);
     assert!(exists("A4") && !exists("A3"));
 }
+
+/// Many requests at once on the builtin client's one connection (their commands written
+/// together, their replies read back in order): each gets its own hash's values, absent
+/// keys and fields are told apart, and after a Redis restart requests are served again on
+/// a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_client_answers_each_request_its_own_replies() {
+    use fti_serve::features::OnlineStore;
+    use fti_serve::features::redis::{RedisOptions, RedisStore};
+    use fti_serve::features::store::Lookup;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let mut redis = Redis::start();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    for i in 0..200 {
+        let _: () =
+            conn.hset_multiple(format!("k{i}"), &[("a", i.to_string()), ("b", format!("v{i}"))]).unwrap();
+    }
+    let options =
+        RedisOptions { url: redis.url(), password: None, ca_pem: None, timeout: Duration::from_secs(5) };
+    let store = Arc::new(RedisStore::new(&options, true).unwrap());
+    let fields = vec![b"a".to_vec(), b"missing".to_vec(), b"b".to_vec()];
+    let ask = |store: Arc<RedisStore>, i: usize, fields: Vec<Vec<u8>>| async move {
+        // Two lookups per request, as a request for two feature groups: its own key, and
+        // one that does not exist.
+        let lookups = [
+            Lookup { key: format!("k{i}").into_bytes(), fields: &fields },
+            Lookup { key: format!("absent{i}").into_bytes(), fields: &fields },
+        ];
+        store.get(&lookups).await
+    };
+    let tasks: Vec<_> = (0..200).map(|i| tokio::spawn(ask(Arc::clone(&store), i, fields.clone()))).collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let rows = task.await.unwrap().unwrap();
+        let own = vec![Some(i.to_string().into_bytes()), None, Some(format!("v{i}").into_bytes())];
+        assert_eq!(rows, vec![Some(own), Some(vec![None, None, None])], "request {i}");
+    }
+
+    redis.restart();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let _: () = conn.hset_multiple("k7", &[("a", "7"), ("b", "v7")]).unwrap();
+    // The connection Redis closed fails (at most the requests in flight on it), then a new
+    // one serves; the store's own health check is not needed for it.
+    let mut answered = None;
+    for _ in 0..50 {
+        if let Ok(rows) = ask(Arc::clone(&store), 7, fields.clone()).await {
+            answered = Some(rows);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let own = vec![Some(b"7".to_vec()), None, Some(b"v7".to_vec())];
+    assert_eq!(
+        answered.expect("served again after the restart"),
+        vec![Some(own), Some(vec![None, None, None])]
+    );
+}

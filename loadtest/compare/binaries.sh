@@ -9,6 +9,8 @@
 #
 #   bash loadtest/compare/binaries.sh OLD_BIN NEW_BIN LOADTEST_BIN [RATE] [SECONDS] [ROUNDS]
 #
+# OLD_ENV / NEW_ENV (VAR=VALUE, space-separated) set each server's environment, e.g. the
+# same binary twice with FTI__STORE__REDIS__CLIENT=redis-rs for one of them.
 # Release builds. SERVER_CPUS / LOAD_CPUS (taskset lists) pin the server and the load
 # generator (and Redis) apart. Writes loadtest/compare/out-binaries/ and prints a table.
 set -euo pipefail
@@ -45,9 +47,10 @@ load() {  # LABEL SUMMARY [load flags...]
       ${summary:+--summary "$summary"} > "$OUT/$label.txt" 2>&1
 }
 
-run() {  # BIN LABEL
+run() {  # BIN LABEL ENV
   local bin=$1 label=$2 pid before after
-  serve "$WORK/$bin" "$WORK/config.toml" "$label"
+  # shellcheck disable=SC2086
+  serve "$WORK/$bin" "$WORK/config.toml" "$label" $3
   pid=$(pgrep -f "$WORK/$bin serve")
   load "rate-$label-warm" "" --rate "$RATE" --duration 2s --warmup 0s
   load "rate-$label" "$OUT/rate-$label.json" --rate "$RATE" --duration "${SECONDS_}s" --warmup 0s
@@ -61,8 +64,8 @@ run() {  # BIN LABEL
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-  run old "old-r$r"
-  run new "new-r$r"
+  run old "old-r$r" "${OLD_ENV:-}"
+  run new "new-r$r" "${NEW_ENV:-}"
 done
 python3 loadtest/compare/ab_table.py "$OUT" "$ROUNDS" "At $RATE req/s (open loop):" \
   rate-old="before ($OLD)" rate-new="after ($NEW)"

@@ -10,6 +10,8 @@
 #
 #   bash loadtest/compare/instructions.sh OLD_BIN NEW_BIN LOADTEST_BIN [REQUESTS] [RATE] [ROUNDS]
 #
+# OLD_ENV / NEW_ENV (VAR=VALUE, space-separated) set each server's environment, e.g. the
+# same binary twice with FTI__STORE__REDIS__CLIENT=redis-rs for one of them.
 # Release builds with line tables. Writes loadtest/compare/out-instructions/ and prints a
 # table.
 set -euo pipefail
@@ -41,9 +43,10 @@ load() {  # SECONDS SUMMARY
     --duration "$1s" --warmup 0s --timeout 30s --connections 8 --quiet ${2:+--summary "$2"} >/dev/null
 }
 
-run() {  # BIN LABEL
+run() {  # BIN LABEL ENV
   local bin=$1 label=$2 pid
-  FTI__SERVER__REQUEST_TIMEOUT_MS=30000 FTI__STORE__REDIS__TIMEOUT_MS=30000 \
+  # shellcheck disable=SC2086
+  env $3 FTI__SERVER__REQUEST_TIMEOUT_MS=30000 FTI__STORE__REDIS__TIMEOUT_MS=30000 \
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/$label.%p.out" \
     "$WORK/$bin" serve --config "$WORK/config.toml" > "$OUT/server-$label.log" 2>&1 &
   for _ in $(seq 1 600); do
@@ -68,8 +71,8 @@ PY
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-  run old "old-r$r"
-  run new "new-r$r"
+  run old "old-r$r" "${OLD_ENV:-}"
+  run new "new-r$r" "${NEW_ENV:-}"
 done
 python3 - "$OUT" "$ROUNDS" "$OLD" "$NEW" <<'PY'
 import json, statistics, sys

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::AppError;
 use super::options::redis_options;
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, RedisClient, StoreKind};
 use crate::features::OnlineStore;
 use crate::features::feast_write::{Newest, TIMESTAMP_COLUMN, feast_hash};
 use crate::features::files::{FeatureFile, GroupSchema, group_schemas};
@@ -24,7 +24,8 @@ pub fn open(config: &Config, registry: &Registry) -> Result<Arc<dyn OnlineStore>
                         .map_err(|e| AppError::Config(format!("store.redis.url: {e}")))?,
                 )
             } else {
-                Arc::new(RedisStore::new(&options).map_err(|e| AppError::Store(e.to_string()))?)
+                let builtin = config.store.redis.client == RedisClient::Builtin;
+                Arc::new(RedisStore::new(&options, builtin).map_err(|e| AppError::Store(e.to_string()))?)
             };
             Ok(store)
         }

@@ -306,6 +306,19 @@ pub struct RedisConfig {
     /// PEM file of the certificate authority to trust for `rediss://` (instead of the
     /// system's roots).
     pub ca_file: Option<PathBuf>,
+    /// The client of a single Redis: `builtin`, our own multiplexed connection with its
+    /// own RESP reader, or `redis-rs`, the redis crate's connection manager. A URL only
+    /// the redis crate speaks (`rediss://...#insecure`) uses it either way; a cluster URL
+    /// always uses the cluster client.
+    pub client: RedisClient,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisClient {
+    #[default]
+    Builtin,
+    RedisRs,
 }
 
 impl Default for RedisConfig {
@@ -316,6 +329,7 @@ impl Default for RedisConfig {
             health_interval_ms: 1_000,
             password_file: None,
             ca_file: None,
+            client: RedisClient::default(),
         }
     }
 }
@@ -328,6 +342,7 @@ impl fmt::Debug for RedisConfig {
             .field("health_interval_ms", &self.health_interval_ms)
             .field("password_file", &self.password_file)
             .field("ca_file", &self.ca_file)
+            .field("client", &self.client)
             .finish()
     }
 }

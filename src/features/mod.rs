@@ -11,6 +11,7 @@ pub mod files;
 pub mod memory;
 pub mod redis;
 pub mod redis_cluster;
+mod redis_mux;
 pub mod service;
 pub mod store;
 pub mod value;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, TlsCertificates};
+use redis::{ConnectionInfo, IntoConnectionInfo, TlsCertificates};
 
+use super::redis_mux::{self, RedisMux, Reply};
 use super::store::{BoxFuture, Lookup, OnlineStore, StoreError, StoredRows};
 use crate::secret::{Secret, redact_url};
 
@@ -26,8 +27,8 @@ pub struct RedisOptions {
     pub timeout: Duration,
 }
 
-/// A client for `options` (URL, password override, CA for TLS); connects nothing yet.
-pub fn client(options: &RedisOptions) -> Result<redis::Client, StoreError> {
+/// Where and as whom to connect: the URL, with the password override applied.
+fn connection_info(options: &RedisOptions) -> Result<ConnectionInfo, StoreError> {
     let invalid =
         |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {}: {e}", redact_url(&options.url)));
     let mut info = options.url.as_str().into_connection_info().map_err(|e| invalid(&e))?;
@@ -35,6 +36,14 @@ pub fn client(options: &RedisOptions) -> Result<redis::Client, StoreError> {
         let settings = info.redis_settings().clone().set_password(password.expose());
         info = info.set_redis_settings(settings);
     }
+    Ok(info)
+}
+
+/// A client for `options` (URL, password override, CA for TLS); connects nothing yet.
+pub fn client(options: &RedisOptions) -> Result<redis::Client, StoreError> {
+    let invalid =
+        |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {}: {e}", redact_url(&options.url)));
+    let info = connection_info(options)?;
     match &options.ca_pem {
         Some(pem) => {
             // ring, whatever else the dependency tree enables: rustls refuses to guess.
@@ -52,6 +61,8 @@ pub fn client(options: &RedisOptions) -> Result<redis::Client, StoreError> {
 const REBUILD_AFTER_FAILED_PINGS: u32 = 3;
 
 pub struct RedisStore {
+    /// Our own multiplexed connection ([`redis_mux`]); `None`: the redis crate's.
+    builtin: Option<RedisMux>,
     client: redis::Client,
     manager_config: ConnectionManagerConfig,
     conn: ArcSwap<ConnectionManager>,
@@ -63,11 +74,18 @@ pub struct RedisStore {
 impl RedisStore {
     /// Creates the store without connecting: the connection is made (and re-made after an
     /// outage) in the background, so the server starts, and reports not-ready, while
-    /// Redis is down.
-    pub fn new(options: &RedisOptions) -> Result<RedisStore, StoreError> {
+    /// Redis is down. `builtin`: our own multiplexed connection where the URL allows it,
+    /// else the redis crate's connection manager.
+    pub fn new(options: &RedisOptions, builtin: bool) -> Result<RedisStore, StoreError> {
         let display = redact_url(&options.url);
         let invalid = |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {display}: {e}"));
         let client = client(options)?;
+        let builtin = if builtin {
+            RedisMux::new(connection_info(options)?, options.ca_pem.as_deref(), options.timeout)
+                .map_err(|e| invalid(&e))?
+        } else {
+            None
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout))
@@ -76,6 +94,7 @@ impl RedisStore {
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
             .map_err(|e| invalid(&e))?;
         Ok(RedisStore {
+            builtin,
             client,
             manager_config,
             conn: ArcSwap::from_pointee(conn),
@@ -100,12 +119,31 @@ impl RedisStore {
         }
     }
 
+    /// One round trip on the builtin connection, under the store's deadline.
+    async fn builtin(
+        &self,
+        mux: &RedisMux,
+        commands: Vec<u8>,
+        replies: usize,
+    ) -> Result<Vec<Reply>, StoreError> {
+        match tokio::time::timeout(self.timeout, mux.send(commands, replies)).await {
+            Ok(Ok(replies)) => Ok(replies),
+            Ok(Err(e)) => Err(StoreError::Backend(format!("redis {}: {e}", self.display))),
+            Err(_) => Err(StoreError::Timeout(self.timeout.as_millis() as u64)),
+        }
+    }
+
     fn after_ping(&self, ok: bool) {
         if ok {
             self.failed_pings.store(0, Ordering::Relaxed);
             return;
         }
         let failed = self.failed_pings.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(mux) = &self.builtin
+            && failed.is_multiple_of(REBUILD_AFTER_FAILED_PINGS)
+        {
+            mux.reset();
+        }
         if failed.is_multiple_of(REBUILD_AFTER_FAILED_PINGS)
             && let Ok(fresh) =
                 ConnectionManager::new_lazy_with_config(self.client.clone(), self.manager_config.clone())
@@ -120,6 +158,33 @@ impl OnlineStore for RedisStore {
         Box::pin(async move {
             if lookups.is_empty() {
                 return Ok(Vec::new());
+            }
+            if let Some(mux) = &self.builtin {
+                let mut commands = Vec::with_capacity(64 * lookups.len());
+                let mut args: Vec<&[u8]> = Vec::new();
+                for lookup in lookups {
+                    args.clear();
+                    args.push(b"HMGET");
+                    args.push(&lookup.key);
+                    args.extend(lookup.fields.iter().map(Vec::as_slice));
+                    redis_mux::command(&mut commands, &args);
+                }
+                let replies = self.builtin(mux, commands, lookups.len()).await?;
+                // HMGET cannot tell an absent key from a hash without these fields; each
+                // layout decides what "entity not found" means (GroupPlan::from_stored).
+                return replies
+                    .into_iter()
+                    .map(|reply| match reply {
+                        Reply::Array(Some(fields)) => Ok(Some(fields)),
+                        Reply::Error(message) => {
+                            Err(StoreError::Backend(format!("redis {}: {message}", self.display)))
+                        }
+                        other => Err(StoreError::Backend(format!(
+                            "redis {}: HMGET answered {other:?}",
+                            self.display
+                        ))),
+                    })
+                    .collect();
             }
             // One pipeline = one round trip, however many groups and rows.
             let mut pipe = redis::pipe();
@@ -136,6 +201,18 @@ impl OnlineStore for RedisStore {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
+            if let Some(mux) = &self.builtin {
+                let mut command = Vec::new();
+                redis_mux::command(&mut command, &[b"PING"]);
+                let result = match self.builtin(mux, command, 1).await.map(|mut r| r.pop()) {
+                    Ok(Some(Reply::Simple(pong))) if pong == b"PONG" => Ok(()),
+                    Ok(Some(Reply::Error(message))) => Err(StoreError::Backend(message)),
+                    Ok(other) => Err(StoreError::Backend(format!("PING answered {other:?}"))),
+                    Err(e) => Err(e),
+                };
+                self.after_ping(result.is_ok());
+                return result;
+            }
             let mut conn = self.connection();
             let pong: Result<String, StoreError> =
                 self.with_deadline(redis::cmd("PING").query_async(&mut conn)).await;
