@@ -28,10 +28,11 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-/// The largest value, reply line and array accepted from Redis (a feature value is small).
+/// The largest value, reply line and array accepted from Redis (a feature value is small;
+/// an HMGET reply has one item per feature of a group).
 const MAX_BULK: usize = 64 << 20;
 const MAX_LINE: usize = 4096;
-const MAX_ARRAY: usize = 1 << 20;
+const MAX_ARRAY: usize = 1 << 16;
 
 /// One reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,7 +232,12 @@ async fn drive(io: Pin<Box<dyn Io>>, mut queue: mpsc::UnboundedReceiver<Job>, cl
                     waiting.push_back(Waiting { wanted: job.replies, replies, answer: job.answer });
                     next = queue.try_recv().ok();
                 }
-                if let Err(e) = writer.write_all(&output).await {
+                // Flushing matters for TLS (records are cut there); on TCP it is free.
+                let written = match writer.write_all(&output).await {
+                    Ok(()) => writer.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
                     break Some(e.to_string());
                 }
             }
@@ -315,7 +321,8 @@ pub fn parse(input: &[u8]) -> Result<Option<(Reply, usize)>, String> {
                 if count > MAX_ARRAY {
                     return Err(format!("an array of {count} items from Redis, more than {MAX_ARRAY}"));
                 }
-                let mut items = Vec::with_capacity(count);
+                // Grown as items arrive, not reserved as declared.
+                let mut items = Vec::with_capacity(count.min(64));
                 for _ in 0..count {
                     let Some((kind, line, next)) = next_line(input, at)? else { return Ok(None) };
                     if kind != b'$' {
