@@ -1,7 +1,24 @@
-# Shared by the same-run A/B scripts (prediction_log.sh, rollouts.sh, cache_skew.sh): start a server on
-# 127.0.0.1:18180 from a config, wait for readiness, stop it, read a metric. Source it with
-# OUT (where server logs go) and WORK (the temporary directory every config lives in) set.
-# SERVER_CPUS (a taskset list) pins the server.
+# Shared by the same-run A/B scripts (prediction_log.sh, rollouts.sh, cache_skew.sh,
+# binaries.sh, instructions.sh): set up the compare workload's Redis and config, start a
+# server on 127.0.0.1:18180 from a config, wait for readiness, stop it, read a metric.
+# Source it with OUT (where server logs go) and WORK (the temporary directory every config
+# lives in) set. SERVER_CPUS (a taskset list) pins the server, LOAD_CPUS Redis.
+
+# A Redis on REDIS_PORT holding the example's two feature groups (written by BIN), and
+# $WORK/config.toml: the compare workload (fti-serve.toml: Redis, cache off) on
+# 127.0.0.1:18180 (HTTP) and 18181 (gRPC), reading that Redis.
+compare_setup() {  # BIN
+  $(pin "${LOAD_CPUS:-}") redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
+  local url="redis://127.0.0.1:$REDIS_PORT" group
+  for group in card_profile card_activity; do
+    "$1" materialize --config loadtest/compare/fti-serve.toml --redis-url "$url" --group "$group" \
+      --file "examples/fraud/data/features/$group.parquet" >/dev/null
+  done
+  sed -e "s#path = \"../../models\"#path = \"$PWD/models\"#" -e "s#redis://127.0.0.1:6379#$url#" \
+      -e '0,/"127.0.0.1:0"/ s#"127.0.0.1:0"#"127.0.0.1:18180"#' -e 's#"127.0.0.1:0"#"127.0.0.1:18181"#' \
+      loadtest/compare/fti-serve.toml > "$WORK/config.toml"
+}
 
 pin() { if [ -n "${1:-}" ]; then echo taskset -c "$1"; fi; }
 

@@ -24,17 +24,7 @@ REDIS_PORT=18194
 trap 'pkill -f "$WORK/" 2>/dev/null || true; redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 # shellcheck source=loadtest/compare/ab.sh
 . loadtest/compare/ab.sh
-
-$(pin "${LOAD_CPUS:-}") redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-  --daemonize yes --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
-URL="redis://127.0.0.1:$REDIS_PORT"
-for group in card_profile card_activity; do
-  "$NEW" materialize --config loadtest/compare/fti-serve.toml --redis-url "$URL" --group "$group" \
-    --file "examples/fraud/data/features/$group.parquet" >/dev/null
-done
-sed -e "s#path = \"../../models\"#path = \"$PWD/models\"#" -e "s#redis://127.0.0.1:6379#$URL#" \
-    -e '0,/"127.0.0.1:0"/ s#"127.0.0.1:0"#"127.0.0.1:18180"#' -e 's#"127.0.0.1:0"#"127.0.0.1:18181"#' \
-    loadtest/compare/fti-serve.toml > "$WORK/config.toml"
+compare_setup "$NEW"
 # Copies under WORK, so that stop() finds and ends exactly these servers.
 cp "$OLD" "$WORK/old" && cp "$NEW" "$WORK/new"
 

@@ -6,7 +6,9 @@
 # instructions the server executed in user space (every thread) is divided by them.
 # Instruction counts do not depend on what else the machine is doing, so small changes on
 # the request path show where a timed run on this shared 2-core VM is noise. Kernel work
-# (sockets, scheduling) is not counted.
+# (sockets, scheduling) is not counted; the server's background work during the window
+# (health checks, the prediction log writer's wake-ups) is, alike for both binaries: keep
+# REQUESTS and RATE the same when comparing runs.
 #
 #   bash loadtest/compare/instructions.sh OLD_BIN NEW_BIN LOADTEST_BIN [REQUESTS] [RATE] [ROUNDS]
 #
@@ -23,17 +25,10 @@ WORK=$(mktemp -d)
 REDIS_PORT=18195
 trap 'pkill -f "$WORK/" 2>/dev/null || true; redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; if [ -n "${KEEP_PROFILES:-}" ]; then cp "$WORK"/*.out* "$OUT"/ 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
-  --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
-URL="redis://127.0.0.1:$REDIS_PORT"
-for group in card_profile card_activity; do
-  "$NEW" materialize --config loadtest/compare/fti-serve.toml --redis-url "$URL" --group "$group" \
-    --file "examples/fraud/data/features/$group.parquet" >/dev/null
-done
-# A slow (instrumented) server: a generous request deadline, so nothing times out.
-sed -e "s#path = \"../../models\"#path = \"$PWD/models\"#" -e "s#redis://127.0.0.1:6379#$URL#" \
-    -e '0,/"127.0.0.1:0"/ s#"127.0.0.1:0"#"127.0.0.1:18180"#' -e 's#"127.0.0.1:0"#"127.0.0.1:18181"#' \
-    loadtest/compare/fti-serve.toml > "$WORK/config.toml"
+# shellcheck source=loadtest/compare/ab.sh
+. loadtest/compare/ab.sh
+compare_setup "$NEW"
+# A slow (instrumented) server: generous deadlines (run() sets them), so nothing times out.
 cp "$OLD" "$WORK/old" && cp "$NEW" "$WORK/new"
 SECONDS_=$(python3 -c "print(max(1, round($REQUESTS / $RATE)))")
 
