@@ -108,26 +108,13 @@ impl RedisStore {
         ConnectionManager::clone(&self.conn.load())
     }
 
-    async fn with_deadline<T>(
+    /// One round trip, either client's, under the store's deadline.
+    async fn with_deadline<T, E: std::fmt::Display>(
         &self,
-        fut: impl Future<Output = redis::RedisResult<T>>,
+        fut: impl Future<Output = Result<T, E>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Backend(format!("redis {}: {e}", self.display))),
-            Err(_) => Err(StoreError::Timeout(self.timeout.as_millis() as u64)),
-        }
-    }
-
-    /// One round trip on the builtin connection, under the store's deadline.
-    async fn builtin(
-        &self,
-        mux: &RedisMux,
-        commands: Vec<u8>,
-        replies: usize,
-    ) -> Result<Vec<Reply>, StoreError> {
-        match tokio::time::timeout(self.timeout, mux.send(commands, replies)).await {
-            Ok(Ok(replies)) => Ok(replies),
             Ok(Err(e)) => Err(StoreError::Backend(format!("redis {}: {e}", self.display))),
             Err(_) => Err(StoreError::Timeout(self.timeout.as_millis() as u64)),
         }
@@ -169,7 +156,7 @@ impl OnlineStore for RedisStore {
                     args.extend(lookup.fields.iter().map(Vec::as_slice));
                     redis_mux::command(&mut commands, &args);
                 }
-                let replies = self.builtin(mux, commands, lookups.len()).await?;
+                let replies = self.with_deadline(mux.send(commands, lookups.len())).await?;
                 // HMGET cannot tell an absent key from a hash without these fields; each
                 // layout decides what "entity not found" means (GroupPlan::from_stored).
                 return replies
@@ -204,7 +191,7 @@ impl OnlineStore for RedisStore {
             if let Some(mux) = &self.builtin {
                 let mut command = Vec::new();
                 redis_mux::command(&mut command, &[b"PING"]);
-                let result = match self.builtin(mux, command, 1).await.map(|mut r| r.pop()) {
+                let result = match self.with_deadline(mux.send(command, 1)).await.map(|mut r| r.pop()) {
                     Ok(Some(Reply::Simple(pong))) if pong == b"PONG" => Ok(()),
                     Ok(Some(Reply::Error(message))) => Err(StoreError::Backend(message)),
                     Ok(other) => Err(StoreError::Backend(format!("PING answered {other:?}"))),
