@@ -1,5 +1,6 @@
 //! Features: what a model version reads ([`view`]), where precomputed values live
-//! ([`store`]: [`redis`], [`redis_cluster`], [`memory`]) and in which layout (native, or Feast's: [`feast`]),
+//! ([`store`]: [`redis`] over our own multiplexed connection or the redis crate's,
+//! [`redis_cluster`], [`memory`]) and in which layout (native, or Feast's: [`feast`]),
 //! the cache in front ([`cache`]), the per-request fetch ([`service`]) and feature files
 //! ([`files`]).
 
