@@ -101,9 +101,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-            registry.register(Box::new(c.clone())).expect("metric registered once");
-            c
+            registered(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let requests = counter(
             REQUESTS_TOTAL,
@@ -173,64 +171,69 @@ impl Metrics {
             "Rollouts a guard pulled back, by rule (non_finite, error_rate, p99, disagreement).",
             &["model", "alias", "rule"],
         );
-        let shadow_abs_diff = HistogramVec::new(
-            HistogramOpts::new(
-                SHADOW_ABS_DIFF,
-                "Per shadow run and numeric output, the largest |shadow - stable| over its rows.",
-            )
-            .buckets(vec![1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5, 1.0]),
-            &["model", "version", "output"],
-        )
-        .expect("static metric definition");
-        registry.register(Box::new(shadow_abs_diff.clone())).expect("metric registered once");
-        // Metrics without labels: one series each.
-        let register = |metric: Box<dyn prometheus::core::Collector>| {
-            registry.register(metric).expect("metric registered once");
-        };
-        let shed = IntCounter::new(
-            REQUESTS_SHED_TOTAL,
-            "Requests refused by admission control (server.max_in_flight reached): HTTP 429, gRPC RESOURCE_EXHAUSTED.",
-        )
-        .expect("static metric definition");
-        register(Box::new(shed.clone()));
+        let shadow_abs_diff = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    SHADOW_ABS_DIFF,
+                    "Per shadow run and numeric output, the largest |shadow - stable| over its rows.",
+                )
+                .buckets(vec![1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.1, 0.25, 0.5, 1.0]),
+                &["model", "version", "output"],
+            ),
+        );
+        let shed = registered(
+            &registry,
+            IntCounter::new(
+                REQUESTS_SHED_TOTAL,
+                "Requests refused by admission control (server.max_in_flight reached): HTTP 429, gRPC RESOURCE_EXHAUSTED.",
+            ),
+        );
         let connections_refused = counter(
             CONNECTIONS_REFUSED_TOTAL,
             "Connections closed at accept because the listener had server.max_connections open, by transport.",
             &["transport"],
         );
-        let in_flight = IntGauge::new(
-            REQUESTS_IN_FLIGHT,
-            "Predict and infer requests holding an admission permit (at most server.max_in_flight).",
-        )
-        .expect("static metric definition");
-        register(Box::new(in_flight.clone()));
-        let stage_seconds = HistogramVec::new(
-            HistogramOpts::new(STAGE_SECONDS, "Time per request stage.").buckets(LATENCY_BUCKETS.to_vec()),
-            &["model", "version", "backend", "stage"],
-        )
-        .expect("static metric definition");
-        registry.register(Box::new(stage_seconds.clone())).expect("metric registered once");
-        let store_up = IntGauge::new(STORE_UP, "1 when the online store answered its last health ping.")
-            .expect("static metric definition");
-        register(Box::new(store_up.clone()));
-        let registry_source_up = IntGauge::new(
-            REGISTRY_SOURCE_UP,
-            "1 when the registry source (MLflow) answered the last round (reachable, credentials accepted); 0 also when none is configured.",
-        )
-        .expect("static metric definition");
-        register(Box::new(registry_source_up.clone()));
-        let model_version_info = IntGaugeVec::new(
-            Opts::new(MODEL_VERSION_INFO, "1 per loaded model version, with its backend and aliases."),
-            &["model", "version", "backend", "aliases"],
-        )
-        .expect("static metric definition");
-        registry.register(Box::new(model_version_info.clone())).expect("metric registered once");
-        let alias_version = IntGaugeVec::new(
-            Opts::new(ALIAS_VERSION, "The version each alias serves in this replica."),
-            &["model", "alias"],
-        )
-        .expect("static metric definition");
-        registry.register(Box::new(alias_version.clone())).expect("metric registered once");
+        let in_flight = registered(
+            &registry,
+            IntGauge::new(
+                REQUESTS_IN_FLIGHT,
+                "Predict and infer requests holding an admission permit (at most server.max_in_flight).",
+            ),
+        );
+        let stage_seconds = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(STAGE_SECONDS, "Time per request stage.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                &["model", "version", "backend", "stage"],
+            ),
+        );
+        let store_up = registered(
+            &registry,
+            IntGauge::new(STORE_UP, "1 when the online store answered its last health ping."),
+        );
+        let registry_source_up = registered(
+            &registry,
+            IntGauge::new(
+                REGISTRY_SOURCE_UP,
+                "1 when the registry source (MLflow) answered the last round (reachable, credentials accepted); 0 also when none is configured.",
+            ),
+        );
+        let model_version_info = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(MODEL_VERSION_INFO, "1 per loaded model version, with its backend and aliases."),
+                &["model", "version", "backend", "aliases"],
+            ),
+        );
+        let alias_version = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(ALIAS_VERSION, "The version each alias serves in this replica."),
+                &["model", "alias"],
+            ),
+        );
 
         Metrics {
             requests,
