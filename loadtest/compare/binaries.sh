@@ -17,13 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OLD=$1 NEW=$2 LOADTEST=$3 RATE=${4:-2000} SECONDS_=${5:-15} ROUNDS=${6:-3}
 CONCURRENCY=${CONCURRENCY:-32}
-OUT=loadtest/compare/out-binaries
-rm -rf "$OUT" && mkdir -p "$OUT"
-WORK=$(mktemp -d)
-REDIS_PORT=18194
-trap 'pkill -f "$WORK/" 2>/dev/null || true; redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 # shellcheck source=loadtest/compare/ab.sh
 . loadtest/compare/ab.sh
+ab_begin loadtest/compare/out-binaries 18194
 compare_setup "$NEW"
 # Copies under WORK, so that stop() finds and ends exactly these servers.
 cp "$OLD" "$WORK/old" && cp "$NEW" "$WORK/new"

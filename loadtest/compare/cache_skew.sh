@@ -10,13 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$1 LOADTEST=$2 RATE=${3:-2000} SECONDS_=${4:-15} ROUNDS=${5:-3} TTL_MS=${6:-1000}
-OUT=loadtest/compare/out-cache
-rm -rf "$OUT" && mkdir -p "$OUT"
-WORK=$(mktemp -d)
-REDIS_PORT=18192
-trap 'pkill -f "$WORK/" 2>/dev/null || true; redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 # shellcheck source=loadtest/compare/ab.sh
 . loadtest/compare/ab.sh
+ab_begin loadtest/compare/out-cache 18192
 compare_setup "$BIN"
 
 run() {  # TTL_MS KEYS LABEL

@@ -19,14 +19,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OLD=$1 NEW=$2 LOADTEST=$3 REQUESTS=${4:-2000} RATE=${5:-200} ROUNDS=${6:-2}
-OUT=loadtest/compare/out-instructions
-rm -rf "$OUT" && mkdir -p "$OUT"
-WORK=$(mktemp -d)
-REDIS_PORT=18195
-trap 'pkill -f "$WORK/" 2>/dev/null || true; redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; if [ -n "${KEEP_PROFILES:-}" ]; then cp "$WORK"/*.out* "$OUT"/ 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
-
 # shellcheck source=loadtest/compare/ab.sh
 . loadtest/compare/ab.sh
+# KEEP_PROFILES=1 keeps callgrind's output files in OUT.
+AB_KEEP='if [ -n "${KEEP_PROFILES:-}" ]; then cp "$WORK"/*.out* "$OUT"/ 2>/dev/null || true; fi'
+ab_begin loadtest/compare/out-instructions 18195
+
 compare_setup "$NEW"
 # A slow (instrumented) server: generous deadlines (run() sets them), so nothing times out.
 cp "$OLD" "$WORK/old" && cp "$NEW" "$WORK/new"

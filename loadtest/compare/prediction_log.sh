@@ -22,11 +22,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OLD=$1 NEW=$2 LOADTEST=$3 RATE=${4:-2000} SECONDS_=${5:-15} ROUNDS=${6:-3}
 CONCURRENCY=${CONCURRENCY:-32}
-OUT=loadtest/compare/out-log
-rm -rf "$OUT" && mkdir -p "$OUT"
-WORK=$(mktemp -d)
-REDIS_PORT=18190
-trap 'pkill -f "$WORK/" 2>/dev/null || true; redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+# shellcheck source=loadtest/compare/ab.sh
+. loadtest/compare/ab.sh
+ab_begin loadtest/compare/out-log 18190
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
   --dir "$WORK" --logfile "$WORK/redis.log" >/dev/null
@@ -55,9 +53,6 @@ write_config() {  # NAME MODE
   esac
   echo "$file"
 }
-
-# shellcheck source=loadtest/compare/ab.sh
-. loadtest/compare/ab.sh
 
 run() {  # BIN MODE LABEL [load flags...]
   local bin=$1 mode=$2 label=$3; shift 3

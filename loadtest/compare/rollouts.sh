@@ -15,10 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OLD=$1 NEW=$2 LOADTEST=$3 RATE=${4:-1000} SECONDS_=${5:-20} ROUNDS=${6:-3}
-OUT=loadtest/compare/out-rollouts
-rm -rf "$OUT" && mkdir -p "$OUT"
-WORK=$(mktemp -d)
-trap 'pkill -f "$WORK/config.toml" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# shellcheck source=loadtest/compare/ab.sh
+. loadtest/compare/ab.sh
+ab_begin loadtest/compare/out-rollouts
 
 cp -r models "$WORK/models"
 v4="$WORK/models/fraud/4"
@@ -29,8 +28,6 @@ sed -e "s#path = \"../models\"#path = \"$WORK/models\"#" -e "s#\"../examples#\"$
     -e 's#127.0.0.1:8080#127.0.0.1:18180#; s#127.0.0.1:8081#127.0.0.1:18181#' \
     -e 's#^keep_latest = 2#keep_latest = 0#' -e '/^shadow_queue/d' config/example.toml > "$WORK/config.toml"
 
-# shellcheck source=loadtest/compare/ab.sh
-. loadtest/compare/ab.sh
 models() { "$NEW" models --config "$WORK/config.toml" "$@" >/dev/null; }
 
 models promote fraud 1 --reason bench
