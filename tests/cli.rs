@@ -39,6 +39,9 @@ fn config_file_mistakes_are_named() {
     std::fs::write(&file, "[registry]\npath = \"missing\"\n").unwrap();
     let err = serve_stderr(&[], &["--config", file.to_str().unwrap()]);
     assert!(err.contains("registry.path"), "{err}");
+    std::fs::write(&file, "[store.redis]\nclient = \"pooled\"\n").unwrap();
+    let err = serve_stderr(&[], &["--config", file.to_str().unwrap()]);
+    assert!(err.contains("store.redis.client") && err.contains("redis-rs"), "{err}");
 }
 
 #[test]
