@@ -2,6 +2,7 @@
 //! events trigger a reconcile at once, and a poll catches what events miss (network file
 //! systems, a watcher that could not start).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,8 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 
 pub fn spawn(registry: Arc<Registry>, poll: Duration, use_events: bool) -> JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<()>(1);
-    let watcher = use_events.then(|| start_watcher(&registry, tx)).flatten();
+    let root = registry.dir().root().to_path_buf();
+    let watcher = use_events.then(|| start_watcher(&root, tx)).flatten();
     tokio::spawn(async move {
         // Moving the watcher in keeps it alive exactly as long as this task.
         let _watcher = watcher;
@@ -42,16 +44,30 @@ pub fn spawn(registry: Arc<Registry>, poll: Duration, use_events: bool) -> JoinH
     })
 }
 
-fn start_watcher(registry: &Registry, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+/// Whether an event can change what the directory serves. Opening and reading a file is
+/// not a change: a reconcile reads the directory, and counting its own reads as changes
+/// made every reconcile schedule the next, about 20 a second while nothing changed.
+fn is_change(event: &notify::Event) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    match event.kind {
+        // A file written and closed: its content is final now.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+fn start_watcher(root: &Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // An error is passed on as a change: a reconcile finds out what it was.
+        if event.as_ref().map_or(true, is_change) {
             // A full channel already holds a wake-up; dropping this one loses nothing.
             let _ = tx.try_send(());
         }
     };
-    let root = registry.dir().root().to_path_buf();
     let started = notify::recommended_watcher(handler).and_then(|mut w| {
-        w.watch(&root, RecursiveMode::Recursive)?;
+        w.watch(root, RecursiveMode::Recursive)?;
         Ok(w)
     });
     match started {
@@ -60,5 +76,38 @@ fn start_watcher(registry: &Registry, tx: mpsc::Sender<()>) -> Option<notify::Re
             tracing::warn!(root = %root.display(), "registry file watching unavailable, polling only: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reading the directory, as every reconcile does, is not a change; writing a file is.
+    /// Real inotify events, which arrive in order: the first one counted as a change must
+    /// be the write's, not one of the reads' before it.
+    #[test]
+    fn reads_are_not_changes_and_writes_are() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let read = dir.path().join("state.toml");
+        std::fs::write(&read, "x").expect("write");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event
+                && is_change(&event)
+            {
+                let _ = tx.send(event);
+            }
+        })
+        .expect("inotify");
+        watcher.watch(dir.path(), RecursiveMode::Recursive).expect("watch");
+        for _ in 0..3 {
+            std::fs::read_dir(dir.path()).expect("list").for_each(drop);
+            std::fs::read(&read).expect("read");
+        }
+        let written = dir.path().join("new");
+        std::fs::write(&written, "y").expect("write");
+        let first = rx.recv_timeout(Duration::from_secs(30)).expect("an event");
+        assert_eq!(first.paths, vec![written], "{first:?}");
     }
 }
