@@ -21,8 +21,9 @@ One command, one run, one machine (run it through run.sh, which prepares the ven
 4. writes a markdown table (--out, default loadtest/compare/results.md) and every raw
    number as JSON beside it, and prints the table.
 
---server-cpus and --client-cpus (taskset lists) pin the server under test apart from Redis,
-redis-benchmark and the load tool; the baseline then gets one worker per server CPU.
+--server-cpus and --client-cpus (taskset lists) pin the server under test apart from Redis
+and the load tool; the baseline then gets one worker per server CPU. The Redis and model
+floors are measured from the server's CPUs, where its Redis client and its model run.
 
 Servers, Redis and the load tool are killed in `finally` (and on SIGTERM/SIGINT), every
 wait is bounded. Raw load-tool summaries and server logs go to loadtest/compare/out/.
@@ -378,7 +379,10 @@ print(json.dumps({"runs": len(times), "p50_us": times[len(times) // 2] / 1000,
 def measure_floors(args, redis_port: int) -> dict:
     floors = {}
     key = f"fti:card_activity:{FLOOR_ENTITY}"
-    cmd = pinned(getattr(args, "client_cpus", None),
+    # The floors stand where the server's work runs: redis-benchmark in the place of the
+    # server's Redis client, the model on the server's CPUs. Pinned, a round trip from the
+    # server's CPU to Redis on another is about twice one on Redis's own CPU here.
+    cmd = pinned(getattr(args, "server_cpus", None),
                  [args.redis_benchmark, "-p", str(redis_port), "-c", "1", "-n", "20000", "--csv",
                   "HMGET", key, *ACTIVITY_FIELDS])
     out = run_checked(cmd, "redis-benchmark")
@@ -393,7 +397,8 @@ def measure_floors(args, redis_port: int) -> dict:
         "p99_us": float(row["p99_latency_ms"]) * 1000,
         "what": "one HMGET of the 8 card_activity fields, one connection, no pipelining",
     }
-    cmd = [str(VENV_PYTHON), "-c", ONNX_FLOOR, str(HERE), str(MODEL), str(GOLDEN), "20000"]
+    cmd = pinned(getattr(args, "server_cpus", None),
+                 [str(VENV_PYTHON), "-c", ONNX_FLOOR, str(HERE), str(MODEL), str(GOLDEN), "20000"])
     out = run_checked(cmd, "onnxruntime floor")
     floors["onnxruntime_run"] = dict(json.loads(out.strip().splitlines()[-1]),
                                      what="onnxruntime 1 row of model v2, in-process, 1 thread")
@@ -627,8 +632,8 @@ def pinning_text(args) -> str:
     server, client = getattr(args, "server_cpus", None), getattr(args, "client_cpus", None)
     if not server and not client:
         return "The load tool runs on the same machine and shares its cores with the server."
-    return (f"Pinned with taskset: the server under test on CPU {server or 'any'}; Redis, "
-            f"redis-benchmark and the load tool on CPU {client or 'any'}.")
+    return (f"Pinned with taskset: the server under test, and redis-benchmark and the model for "
+            f"the floors, on CPU {server or 'any'}; Redis and the load tool on CPU {client or 'any'}.")
 
 
 def render(results: dict, args) -> str:
