@@ -11,6 +11,7 @@ pub mod export;
 pub mod files;
 pub mod observation;
 pub mod parquet_out;
+mod queue;
 pub mod record;
 pub mod request_id;
 pub mod stream;
@@ -18,7 +19,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -68,7 +69,7 @@ struct Worker {
 
 /// The request path's handle: sampling, the queue, and the writer thread's stop.
 pub struct Observer {
-    tx: Option<SyncSender<Observation>>,
+    tx: Option<queue::Sender<Observation>>,
     sample_ppm: u32,
     per_model_ppm: HashMap<String, u32>,
     logging: bool,
@@ -115,7 +116,7 @@ impl Observer {
         if options.log.is_none() && options.drift.is_none() {
             return Ok(observer);
         }
-        let (tx, rx) = sync_channel(options.queue);
+        let (tx, rx) = queue::queue(options.queue);
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done) = sync_channel(1);
         let (files, stream) = match &options.log {
@@ -167,10 +168,10 @@ impl Observer {
     pub fn offer(&self, obs: Observation) {
         let Some(tx) = &self.tx else { return };
         let (log, rows) = (obs.log, obs.missing.len() as u64);
-        match tx.try_send(obs) {
+        match tx.offer(obs) {
             Ok(()) if log => self.metrics.accepted.inc_by(rows),
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            Err(_) => {
                 if log {
                     self.metrics.dropped.with_label_values(&["queue"]).inc_by(rows);
                 }

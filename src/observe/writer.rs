@@ -2,9 +2,9 @@
 //! windows, encodes records and writes them to each sink; a failing sink keeps a bounded
 //! backlog and retries with back-off while the rest carries on.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::drift::Drift;
@@ -51,7 +51,7 @@ impl<T> Backlog<T> {
 }
 
 pub struct Writer {
-    pub rx: Receiver<Observation>,
+    pub rx: super::queue::Receiver<Observation>,
     pub stop: Arc<AtomicBool>,
     pub batch: usize,
     pub files: Option<FilesSink>,
@@ -77,23 +77,19 @@ impl Writer {
         }
         let mut last_tick = Instant::now();
         let mut taken: Vec<Observation> = Vec::with_capacity(self.batch);
+        // Taken off the queue at once (a request never waits for that), written a batch
+        // at a time.
+        let mut pending: VecDeque<Observation> = VecDeque::new();
         loop {
             let stopping = self.stop.load(Ordering::Relaxed);
-            let mut disconnected = false;
+            let closed = self.rx.take(&mut pending);
             let mut rows = 0;
             while rows < self.batch || stopping {
-                match self.rx.try_recv() {
-                    Ok(obs) => {
-                        rows += obs.missing.len();
-                        taken.push(obs);
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
-                    }
-                }
+                let Some(obs) = pending.pop_front() else { break };
+                rows += obs.missing.len();
+                taken.push(obs);
             }
+            let disconnected = closed && pending.is_empty();
             let idle = taken.is_empty();
             for obs in taken.drain(..) {
                 if let Some(drift) = &mut self.drift {
