@@ -201,6 +201,44 @@ async fn the_builtin_client_answers_each_request_its_own_replies() {
         assert_eq!(rows, vec![Some(own), Some(vec![None, None, None])], "request {i}");
     }
 
+    // Requests that give up part way (their deadline), dropped after 1 to 4 polls: the one
+    // holding the connection while it writes or reads, and those queued behind it. The
+    // others still get their own replies, and the connection serves on.
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let asked = ask(Arc::clone(&store), i % 200, fields.clone());
+            tokio::spawn(async move {
+                let mut asked = Box::pin(asked);
+                let mut polls = 0;
+                std::future::poll_fn(|cx| {
+                    polls += 1;
+                    match asked.as_mut().poll(cx) {
+                        std::task::Poll::Ready(rows) => std::task::Poll::Ready(Some(rows)),
+                        std::task::Poll::Pending if i % 3 == 0 && polls > i % 4 => {
+                            std::task::Poll::Ready(None)
+                        }
+                        std::task::Poll::Pending => std::task::Poll::Pending,
+                    }
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        let Some(rows) = task.await.unwrap() else { continue };
+        let i = i % 200;
+        let own = vec![Some(i.to_string().into_bytes()), None, Some(format!("v{i}").into_bytes())];
+        assert_eq!(rows.unwrap(), vec![Some(own), Some(vec![None, None, None])], "request {i}");
+        answered += 1;
+    }
+    assert!(answered >= 200, "only {answered} of the requests that waited were answered");
+    let own = vec![Some(b"3".to_vec()), None, Some(b"v3".to_vec())];
+    assert_eq!(
+        ask(Arc::clone(&store), 3, fields.clone()).await.unwrap(),
+        vec![Some(own), Some(vec![None, None, None])]
+    );
+
     redis.restart();
     let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
     let _: () = conn.hset_multiple("k7", &[("a", "7"), ("b", "v7")]).unwrap();

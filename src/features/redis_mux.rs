@@ -5,11 +5,17 @@
 //! every reply with parser combinators, about a fifth of a request's instructions
 //! (BENCHMARKS.md, "What one request costs in CPU").
 //!
-//! One task per connection owns the socket. A request hands it its encoded commands, the
-//! number of replies they produce and where to send them; the task writes everything that
-//! has queued in one write, reads what has arrived, parses the complete replies and
-//! answers each request in the order it wrote them. A request whose caller gave up (its
-//! deadline) is still read off the wire, and its answer dropped.
+//! Who does the I/O: whoever holds the connection. A request that finds it free takes it,
+//! writes its commands and whatever else has queued, reads until its own replies are in
+//! (handing every earlier request its own on the way) and puts it back; alone, as most
+//! requests are at a moderate rate, it never hands anything to another task, so its reply
+//! is read where it waits, with no wake-up of another thread. A request that finds the
+//! connection held queues its commands, tells the holder, and waits for its answer. A
+//! holder that puts the connection back while others still wait wakes the connection's
+//! task, which holds it until nothing is left, so under load every request is still one
+//! write among many and one read. Every step keeps the connection whole if the request
+//! holding it gives up (its deadline): what was written and read so far stays with the
+//! connection, and the next holder carries on.
 //!
 //! When the connection fails (Redis restarted, a reset, a reply it cannot parse) every
 //! request waiting on it gets the error and the connection is gone; the next request or
@@ -18,21 +24,23 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use redis::{ConnectionAddr, ConnectionInfo};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 /// The largest value, reply line and array accepted from Redis (a feature value is small;
 /// an HMGET reply has one item per feature of a group).
 const MAX_BULK: usize = 64 << 20;
 const MAX_LINE: usize = 4096;
 const MAX_ARRAY: usize = 1 << 16;
+
+const CLOSED: &str = "the connection to Redis closed";
 
 /// One reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,17 +60,12 @@ pub enum Reply {
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-/// What a request hands the connection's task.
-struct Job {
-    commands: Vec<u8>,
-    replies: usize,
-    answer: Answer,
-}
-
 /// Where a request's replies go.
 type Answer = oneshot::Sender<Result<Vec<Reply>, String>>;
+type Answered = oneshot::Receiver<Result<Vec<Reply>, String>>;
 
-/// A request written and not yet answered: how many replies it wants, those read so far.
+/// A request queued or written and not yet answered: how many replies it wants, those
+/// read so far.
 struct Waiting {
     wanted: usize,
     replies: Vec<Reply>,
@@ -75,17 +78,44 @@ type Line<'a> = (u8, &'a [u8], usize);
 /// A bulk string's value (`None` for `$-1`) and where the next reply starts.
 type Bulk = (Option<Vec<u8>>, usize);
 
-/// A live connection: where to hand jobs, and whether its task has ended.
-struct Live {
-    jobs: mpsc::UnboundedSender<Job>,
-    closed: Arc<AtomicBool>,
+/// The socket and what only its holder touches.
+struct Conn {
+    io: Pin<Box<dyn Io>>,
+    /// Read and not yet parsed.
+    input: Vec<u8>,
+    /// To write; cleared once written and flushed.
+    output: Vec<u8>,
+    /// How much of `output` the socket has taken.
+    written: usize,
+    /// Written, in the order their replies come back.
+    waiting: VecDeque<Waiting>,
+}
+
+struct State {
+    /// `None` while a request or the connection's task holds it.
+    conn: Option<Box<Conn>>,
+    /// Commands no holder has taken yet, and who waits for their replies.
+    queued: Vec<u8>,
+    queued_waiting: Vec<Waiting>,
+    /// Why the connection is gone; every later request is told.
+    failed: Option<String>,
+}
+
+/// One connection, shared by every request that uses it and its task.
+struct Shared {
+    state: Mutex<State>,
+    /// Work queued for whoever holds the connection now.
+    for_holder: Notify,
+    /// The connection was put back with work left, or has failed: for its task.
+    for_task: Notify,
+    closed: AtomicBool,
 }
 
 pub struct RedisMux {
     info: ConnectionInfo,
     tls: Option<tokio_rustls::TlsConnector>,
     connect_timeout: Duration,
-    live: ArcSwapOption<Live>,
+    live: ArcSwapOption<Shared>,
     /// Held while connecting, so that a burst of requests opens one connection.
     connecting: tokio::sync::Mutex<()>,
 }
@@ -118,21 +148,43 @@ impl RedisMux {
         if replies == 0 {
             return Ok(Vec::new());
         }
-        let live = self.live().await?;
-        let (answer, answered) = oneshot::channel();
-        live.jobs
-            .send(Job { commands, replies, answer })
-            .map_err(|_| "the connection to Redis closed".to_string())?;
-        answered.await.map_err(|_| "the connection to Redis closed".to_string())?
+        let shared = self.live().await?;
+        let (answer, mut answered) = oneshot::channel();
+        let free = {
+            let mut state = shared.lock();
+            if let Some(error) = &state.failed {
+                return Err(error.clone());
+            }
+            state.queued.extend_from_slice(&commands);
+            state.queued_waiting.push(Waiting {
+                wanted: replies,
+                replies: Vec::with_capacity(replies),
+                answer,
+            });
+            let free = state.conn.take();
+            if free.is_none() {
+                shared.for_holder.notify_one();
+            }
+            free
+        };
+        if let Some(conn) = free {
+            let mut holder = Holder { shared: &shared, conn: Some(conn) };
+            if let Some(result) = holder.lead(Some(&mut answered)).await {
+                return result;
+            }
+        }
+        answered.await.map_err(|_| CLOSED.to_string())?
     }
 
     /// Drops the connection (when health checks fail against a connection that neither
     /// answers nor fails): the next request connects anew.
     pub fn reset(&self) {
-        self.live.store(None);
+        if let Some(shared) = self.live.swap(None) {
+            shared.fail(None, "the connection to Redis was reset".into());
+        }
     }
 
-    async fn live(&self) -> Result<Arc<Live>, String> {
+    async fn live(&self) -> Result<Arc<Shared>, String> {
         if let Some(live) = self.live.load_full().filter(|l| !l.closed.load(Ordering::Acquire)) {
             return Ok(live);
         }
@@ -144,12 +196,27 @@ impl RedisMux {
             Ok(io) => io?,
             Err(_) => return Err(format!("no connection within {} ms", self.connect_timeout.as_millis())),
         };
-        let (jobs, queue) = mpsc::unbounded_channel();
-        let closed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(drive(io, queue, Arc::clone(&closed)));
-        let live = Arc::new(Live { jobs, closed });
-        self.live.store(Some(Arc::clone(&live)));
-        Ok(live)
+        let conn = Box::new(Conn {
+            io,
+            input: Vec::with_capacity(16 * 1024),
+            output: Vec::with_capacity(16 * 1024),
+            written: 0,
+            waiting: VecDeque::new(),
+        });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                conn: Some(conn),
+                queued: Vec::with_capacity(16 * 1024),
+                queued_waiting: Vec::new(),
+                failed: None,
+            }),
+            for_holder: Notify::new(),
+            for_task: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(task(Arc::clone(&shared)));
+        self.live.store(Some(Arc::clone(&shared)));
+        Ok(shared)
     }
 
     /// Opens the socket and says who we are (AUTH, SELECT) before any request uses it.
@@ -213,55 +280,148 @@ impl RedisMux {
     }
 }
 
-/// The connection's task: writes what requests queue, reads and hands back replies, until
-/// the connection fails or no request can reach it any more.
-async fn drive(io: Pin<Box<dyn Io>>, mut queue: mpsc::UnboundedReceiver<Job>, closed: Arc<AtomicBool>) {
-    let (mut reader, mut writer) = tokio::io::split(io);
-    let mut waiting: VecDeque<Waiting> = VecDeque::new();
-    let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let failure = loop {
-        tokio::select! {
-            job = queue.recv() => {
-                let Some(job) = job else { break None };
-                output.clear();
-                let mut next = Some(job);
-                while let Some(job) = next {
-                    output.extend_from_slice(&job.commands);
-                    let replies = Vec::with_capacity(job.replies);
-                    waiting.push_back(Waiting { wanted: job.replies, replies, answer: job.answer });
-                    next = queue.try_recv().ok();
+impl Drop for RedisMux {
+    fn drop(&mut self) {
+        self.reset();
+    }
+}
+
+/// The connection's task: holds the connection whenever it is put back with work left,
+/// until nothing is left; ends when the connection fails or is dropped.
+async fn task(shared: Arc<Shared>) {
+    loop {
+        shared.for_task.notified().await;
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let conn = shared.lock().conn.take();
+        if let Some(conn) = conn {
+            let mut holder = Holder { shared: &shared, conn: Some(conn) };
+            holder.lead(None).await;
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding it; a poisoned lock still guards whole data.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The connection is gone: everyone waiting, queued or written, gets `error`; so does
+    /// every later request, until a new connection replaces this one.
+    fn fail(&self, held: Option<Box<Conn>>, error: String) {
+        let mut state = self.lock();
+        self.closed.store(true, Ordering::Release);
+        let error = state.failed.get_or_insert(error).clone();
+        let queued = std::mem::take(&mut state.queued_waiting);
+        state.queued.clear();
+        let free = state.conn.take();
+        drop(state);
+        let written = [held, free].into_iter().flatten().flat_map(|conn| conn.waiting);
+        for waiting in queued.into_iter().chain(written) {
+            let _ = waiting.answer.send(Err(error.clone()));
+        }
+        self.for_holder.notify_one();
+        self.for_task.notify_one();
+    }
+}
+
+/// Holds the connection; puts it back when dropped, even by a request that gave up.
+struct Holder<'a> {
+    shared: &'a Shared,
+    conn: Option<Box<Conn>>,
+}
+
+impl Drop for Holder<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let mut state = self.shared.lock();
+        if state.failed.is_some() {
+            drop(state);
+            self.shared.fail(Some(conn), CLOSED.into());
+            return;
+        }
+        let left = !conn.waiting.is_empty() || !state.queued_waiting.is_empty() || !conn.output.is_empty();
+        state.conn = Some(conn);
+        drop(state);
+        if left {
+            self.shared.for_task.notify_one();
+        }
+    }
+}
+
+impl Holder<'_> {
+    /// Writes what is queued and reads replies, handing each request its own, until
+    /// `mine` is answered (a request) or nothing is left (the task, `mine` `None`).
+    /// Returns `mine`'s answer; `None` when the connection failed (everyone waiting has
+    /// been told) or, for the task, when it put the connection back.
+    async fn lead(&mut self, mut mine: Option<&mut Answered>) -> Option<Result<Vec<Reply>, String>> {
+        loop {
+            let conn = self.conn.as_mut()?;
+            {
+                let mut state = self.shared.lock();
+                if state.failed.is_some() {
+                    drop(state);
+                    self.shared.fail(self.conn.take(), CLOSED.into());
+                    return None;
                 }
-                // Flushing matters for TLS (records are cut there); on TCP it is free.
-                let written = match writer.write_all(&output).await {
-                    Ok(()) => writer.flush().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = written {
-                    break Some(e.to_string());
+                if !state.queued_waiting.is_empty() {
+                    conn.output.extend_from_slice(&state.queued);
+                    state.queued.clear();
+                    conn.waiting.extend(state.queued_waiting.drain(..));
+                } else if mine.is_none() && conn.waiting.is_empty() && conn.output.is_empty() {
+                    state.conn = self.conn.take();
+                    return None;
                 }
             }
-            read = reader.read_buf(&mut input) => {
-                match read {
-                    Ok(0) => break Some("Redis closed the connection".to_string()),
-                    Err(e) => break Some(e.to_string()),
-                    Ok(_) => {}
+            if let Err(e) = conn.write_out().await {
+                self.shared.fail(self.conn.take(), e.to_string());
+                return None;
+            }
+            if let Some(answered) = mine.as_deref_mut() {
+                match answered.try_recv() {
+                    Ok(result) => return Some(result),
+                    Err(oneshot::error::TryRecvError::Closed) => return Some(Err(CLOSED.into())),
+                    Err(oneshot::error::TryRecvError::Empty) => {}
                 }
-                if let Err(e) = deliver(&mut input, &mut waiting) {
-                    break Some(e);
-                }
+            }
+            let failure = tokio::select! {
+                biased;
+                read = conn.io.read_buf(&mut conn.input) => match read {
+                    Ok(0) => Some("Redis closed the connection".to_string()),
+                    Err(e) => Some(e.to_string()),
+                    Ok(_) => deliver(&mut conn.input, &mut conn.waiting).err(),
+                },
+                () = self.shared.for_holder.notified() => None,
+            };
+            if let Some(error) = failure {
+                self.shared.fail(self.conn.take(), error);
+                return None;
             }
         }
-    };
-    closed.store(true, Ordering::Release);
-    let error = failure.unwrap_or_else(|| "the connection to Redis closed".to_string());
-    for waiting in waiting {
-        let _ = waiting.answer.send(Err(error.clone()));
     }
-    // Jobs queued after the failure get the same answer.
-    queue.close();
-    while let Ok(job) = queue.try_recv() {
-        let _ = job.answer.send(Err(error.clone()));
+}
+
+impl Conn {
+    /// Writes and flushes `output`. Stopped part way (its holder gave up), what the
+    /// socket took is counted, and the next holder writes the rest.
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        while self.written < self.output.len() {
+            let n = self.io.write(&self.output[self.written..]).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.written += n;
+        }
+        // Flushing matters for TLS (records are cut there); on TCP it is free.
+        self.io.flush().await?;
+        self.output.clear();
+        self.written = 0;
+        Ok(())
     }
 }
 
