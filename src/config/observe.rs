@@ -14,7 +14,8 @@ pub struct PredictionLogConfig {
     pub enabled: bool,
     /// Share of requests recorded (every row of a sampled request).
     pub sample: f64,
-    /// Requests waiting for the writer beyond this are dropped (and their records counted).
+    /// Requests queued for the writer or taken and not yet written by it: beyond this
+    /// they are dropped (and their records counted).
     pub queue: usize,
     /// Records per write to a sink.
     pub batch: usize,

@@ -99,6 +99,7 @@ impl Writer {
                     self.encode(&obs, &mut lines, &mut entries, cap);
                 }
             }
+            self.rx.holding(pending.len());
             let last = stopping || disconnected;
             self.flush_files(&mut lines, last);
             self.flush_stream(&runtime, &mut entries, last);
