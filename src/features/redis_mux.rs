@@ -375,9 +375,20 @@ impl Holder<'_> {
                     return None;
                 }
             }
-            if let Err(e) = conn.write_out().await {
-                self.shared.fail(self.conn.take(), e.to_string());
-                return None;
+            // Raced against a wake-up, so that a reset reaches a holder whose writes Redis
+            // does not take (the next turn sees it); a write cut short resumes there.
+            let written = tokio::select! {
+                biased;
+                written = conn.write_out() => Some(written),
+                () = self.shared.for_holder.notified() => None,
+            };
+            match written {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    self.shared.fail(self.conn.take(), e.to_string());
+                    return None;
+                }
+                None => continue,
             }
             if let Some(answered) = mine.as_deref_mut() {
                 match answered.try_recv() {
