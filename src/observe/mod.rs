@@ -189,7 +189,7 @@ impl Observer {
     /// transports have drained.
     pub fn finish(&self, timeout: Duration) {
         let Some(worker) = self.worker.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
-        worker.stop.store(true, Ordering::Relaxed);
+        worker.stop.store(true, Ordering::Release);
         if worker.done.recv_timeout(timeout).is_err() {
             tracing::warn!("prediction log: the writer did not finish within {} ms", timeout.as_millis());
         }

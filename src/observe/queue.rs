@@ -1,84 +1,75 @@
 //! The queue between requests and the prediction log's writer. A request never waits on
 //! the writer. The writer runs at the lowest CPU priority, and std's bounded channel makes
-//! a sender spin and yield until a receiver part way through taking an item has finished:
-//! on a saturated core the scheduler can leave the writer off the CPU for a second, and
-//! the request, and with it the core's every other request, waited that long
-//! (BENCHMARKS.md, "Stalls on a saturated core"). Here a request holds a lock for one
-//! push, and the writer holds it only to swap the queue's vector for an empty one. A
-//! request that finds it held sleeps on it in the kernel, which hands the core to the
-//! writer at once, instead of spinning where the writer cannot run. A full queue refuses
-//! the item, which the caller drops and counts.
+//! a sender spin and yield while a receiver is part way through taking an item from the
+//! slot it wants: on a saturated core the scheduler can leave the writer off the CPU for a
+//! second, and the request, and with it the core's every other request, waited that long
+//! (BENCHMARKS.md, "Stalls on a saturated core"). A lock is no better: a writer preempted
+//! while holding it holds every request that wants it.
+//!
+//! Here the items go through std's unbounded channel, whose senders claim a slot with an
+//! atomic step and never wait on a receiver (at most on another sender installing the next
+//! block of slots), and the bound is a counter of the items queued or held by the writer:
+//! a request that would pass it gets its item back, which the caller drops and counts.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, TryRecvError};
 
-struct Shared<T> {
-    items: Mutex<Vec<T>>,
-    capacity: usize,
-    /// Taken and not yet done with by the receiver: they count against `capacity`.
-    held: AtomicUsize,
-    /// The sender is gone: nothing more will come.
-    closed: AtomicBool,
-}
-
-/// A bounded queue of `capacity` items (at least 1), counting those the receiver has
-/// taken and not yet said it is done with.
+/// A queue of at most `capacity` items (at least 1), counting those the receiver has taken
+/// and not yet said it is done with.
 pub fn queue<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    let shared = Arc::new(Shared {
-        items: Mutex::new(Vec::with_capacity(capacity.clamp(1, 4096))),
-        capacity: capacity.max(1),
-        held: AtomicUsize::new(0),
-        closed: AtomicBool::new(false),
-    });
-    (Sender(Arc::clone(&shared)), Receiver { shared, spare: Vec::new() })
+    let (tx, rx) = mpsc::channel();
+    let count = Arc::new(AtomicUsize::new(0));
+    let capacity = capacity.max(1);
+    (Sender { tx, count: Arc::clone(&count), capacity }, Receiver { rx, count, capacity })
 }
 
-pub struct Sender<T>(Arc<Shared<T>>);
+pub struct Sender<T> {
+    tx: mpsc::Sender<T>,
+    count: Arc<AtomicUsize>,
+    capacity: usize,
+}
 
 impl<T> Sender<T> {
-    /// Queues `item`, or gives it back when the queue is full.
+    /// Queues `item`, or gives it back when the queue is full or the receiver is gone.
     pub fn offer(&self, item: T) -> Result<(), T> {
-        let mut items = self.0.items.lock().unwrap_or_else(PoisonError::into_inner);
-        if items.len() + self.0.held.load(Ordering::Relaxed) >= self.0.capacity {
+        if self.count.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            self.count.fetch_sub(1, Ordering::Relaxed);
             return Err(item);
         }
-        items.push(item);
-        Ok(())
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.0.closed.store(true, Ordering::Release);
+        self.tx.send(item).map_err(|refused| {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            refused.0
+        })
     }
 }
 
 pub struct Receiver<T> {
-    shared: Arc<Shared<T>>,
-    /// Swapped with the queue's vector: empty between takes, its capacity kept.
-    spare: Vec<T>,
+    rx: mpsc::Receiver<T>,
+    count: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 impl<T> Receiver<T> {
-    /// Moves every queued item to the end of `into`, which then holds everything taken
-    /// and not yet done with; `true` once the sender is gone (and so nothing more will
-    /// come).
-    pub fn take(&mut self, into: &mut VecDeque<T>) -> bool {
-        // Read first: everything sent before the sender went is then in the queue.
-        let closed = self.shared.closed.load(Ordering::Acquire);
-        {
-            let mut items = self.shared.items.lock().unwrap_or_else(PoisonError::into_inner);
-            std::mem::swap(&mut *items, &mut self.spare);
-            self.shared.held.store(into.len() + self.spare.len(), Ordering::Relaxed);
+    /// Moves what is queued to the end of `into`; `true` once the sender is gone and
+    /// nothing is left.
+    pub fn take(&self, into: &mut VecDeque<T>) -> bool {
+        // The counter keeps at most `capacity` items in the channel: one more try sees the end.
+        for _ in 0..=self.capacity {
+            match self.rx.try_recv() {
+                Ok(item) => into.push_back(item),
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
+            }
         }
-        into.extend(self.spare.drain(..));
-        closed
+        false
     }
 
-    /// The receiver now holds `count` taken items (the rest are done with).
-    pub fn holding(&self, count: usize) {
-        self.shared.held.store(count, Ordering::Relaxed);
+    /// The receiver is done with `count` of the items it took: they no longer count
+    /// against the capacity.
+    pub fn done(&self, count: usize) {
+        self.count.fetch_sub(count, Ordering::Relaxed);
     }
 }
 
@@ -88,7 +79,7 @@ mod tests {
 
     #[test]
     fn bounded_in_order_and_closed_once_the_sender_is_gone() {
-        let (tx, mut rx) = queue(2);
+        let (tx, rx) = queue(2);
         assert!(tx.offer(1).is_ok() && tx.offer(2).is_ok());
         assert_eq!(tx.offer(3), Err(3));
         let mut got = VecDeque::new();
@@ -97,11 +88,11 @@ mod tests {
         // What the receiver holds counts until it is done with it.
         assert_eq!(tx.offer(4), Err(4));
         got.pop_front();
-        rx.holding(got.len());
+        rx.done(1);
         assert!(tx.offer(4).is_ok());
         assert_eq!(tx.offer(5), Err(5));
         got.clear();
-        rx.holding(0);
+        rx.done(1);
         assert!(tx.offer(5).is_ok());
         drop(tx);
         assert!(rx.take(&mut got));

@@ -77,11 +77,11 @@ impl Writer {
         }
         let mut last_tick = Instant::now();
         let mut taken: Vec<Observation> = Vec::with_capacity(self.batch);
-        // Taken off the queue at once (a request never waits for that), written a batch
-        // at a time.
+        // Taken off the queue as it comes, written a batch at a time; what is taken counts
+        // against the queue's capacity until it is written.
         let mut pending: VecDeque<Observation> = VecDeque::new();
         loop {
-            let stopping = self.stop.load(Ordering::Relaxed);
+            let stopping = self.stop.load(Ordering::Acquire);
             let closed = self.rx.take(&mut pending);
             let mut rows = 0;
             while rows < self.batch || stopping {
@@ -91,6 +91,7 @@ impl Writer {
             }
             let disconnected = closed && pending.is_empty();
             let idle = taken.is_empty();
+            let done = taken.len();
             for obs in taken.drain(..) {
                 if let Some(drift) = &mut self.drift {
                     drift.observe(&obs);
@@ -99,7 +100,7 @@ impl Writer {
                     self.encode(&obs, &mut lines, &mut entries, cap);
                 }
             }
-            self.rx.holding(pending.len());
+            self.rx.done(done);
             let last = stopping || disconnected;
             self.flush_files(&mut lines, last);
             self.flush_stream(&runtime, &mut entries, last);
