@@ -55,20 +55,25 @@ pub fn client(options: &RedisOptions) -> Result<redis::Client, StoreError> {
     }
 }
 
-/// After this many failed pings in a row the connection manager is built anew: it stops
-/// reconnecting by itself after an error that is not I/O (a password changed while Redis
-/// restarted, say), and a fresh one recovers from any of them.
+/// After this many failed pings in a row the connection is made anew: the crate's manager
+/// stops reconnecting by itself after an error that is not I/O (a password changed while
+/// Redis restarted, say), and ours can hang on a connection that neither answers nor
+/// fails; a fresh one recovers from any of them.
 const REBUILD_AFTER_FAILED_PINGS: u32 = 3;
 
 pub struct RedisStore {
-    /// Our own multiplexed connection ([`redis_mux`]); `None`: the redis crate's.
-    builtin: Option<RedisMux>,
-    client: redis::Client,
-    manager_config: ConnectionManagerConfig,
-    conn: ArcSwap<ConnectionManager>,
+    connection: Connection,
     failed_pings: AtomicU32,
     timeout: Duration,
     display: String,
+}
+
+/// What the store reads over.
+enum Connection {
+    /// Our own multiplexed connection ([`redis_mux`]).
+    Builtin(RedisMux),
+    /// The redis crate's connection manager, built anew after failed pings.
+    Crate { client: redis::Client, config: ConnectionManagerConfig, manager: ArcSwap<ConnectionManager> },
 }
 
 impl RedisStore {
@@ -79,33 +84,28 @@ impl RedisStore {
     pub fn new(options: &RedisOptions, builtin: bool) -> Result<RedisStore, StoreError> {
         let display = redact_url(&options.url);
         let invalid = |e: &dyn std::fmt::Display| StoreError::Backend(format!("redis {display}: {e}"));
-        let client = client(options)?;
-        let builtin = if builtin {
+        let mux = if builtin {
             RedisMux::new(connection_info(options)?, options.ca_pem.as_deref(), options.timeout)
                 .map_err(|e| invalid(&e))?
         } else {
             None
         };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout))
-            // One attempt per reconnect: the health check retries, off the requests' clock.
-            .set_number_of_retries(0);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
-            .map_err(|e| invalid(&e))?;
-        Ok(RedisStore {
-            builtin,
-            client,
-            manager_config,
-            conn: ArcSwap::from_pointee(conn),
-            failed_pings: AtomicU32::new(0),
-            timeout: options.timeout,
-            display,
-        })
-    }
-
-    fn connection(&self) -> ConnectionManager {
-        ConnectionManager::clone(&self.conn.load())
+        let connection = match mux {
+            Some(mux) => Connection::Builtin(mux),
+            None => {
+                let client = client(options)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(options.timeout))
+                    .set_response_timeout(Some(options.timeout))
+                    // One attempt per reconnect: the health check retries, off the
+                    // requests' clock.
+                    .set_number_of_retries(0);
+                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                    .map_err(|e| invalid(&e))?;
+                Connection::Crate { client, config, manager: ArcSwap::from_pointee(manager) }
+            }
+        };
+        Ok(RedisStore { connection, failed_pings: AtomicU32::new(0), timeout: options.timeout, display })
     }
 
     /// One round trip, either client's, under the store's deadline.
@@ -120,33 +120,10 @@ impl RedisStore {
         }
     }
 
-    fn after_ping(&self, ok: bool) {
-        if ok {
-            self.failed_pings.store(0, Ordering::Relaxed);
-            return;
-        }
-        let failed = self.failed_pings.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(mux) = &self.builtin
-            && failed.is_multiple_of(REBUILD_AFTER_FAILED_PINGS)
-        {
-            mux.reset();
-        }
-        if failed.is_multiple_of(REBUILD_AFTER_FAILED_PINGS)
-            && let Ok(fresh) =
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.manager_config.clone())
-        {
-            self.conn.store(Arc::new(fresh));
-        }
-    }
-}
-
-impl OnlineStore for RedisStore {
-    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<StoredRows, StoreError>> {
-        Box::pin(async move {
-            if lookups.is_empty() {
-                return Ok(Vec::new());
-            }
-            if let Some(mux) = &self.builtin {
+    /// One HMGET per lookup, all in one round trip.
+    async fn hmget(&self, lookups: &[Lookup<'_>]) -> Result<Vec<Vec<Option<Vec<u8>>>>, StoreError> {
+        match &self.connection {
+            Connection::Builtin(mux) => {
                 let mut commands = Vec::with_capacity(64 * lookups.len());
                 let mut args: Vec<&[u8]> = Vec::new();
                 for lookup in lookups {
@@ -157,12 +134,10 @@ impl OnlineStore for RedisStore {
                     redis_mux::command(&mut commands, &args);
                 }
                 let replies = self.with_deadline(mux.send(commands, lookups.len())).await?;
-                // HMGET cannot tell an absent key from a hash without these fields; each
-                // layout decides what "entity not found" means (GroupPlan::from_stored).
-                return replies
+                replies
                     .into_iter()
                     .map(|reply| match reply {
-                        Reply::Array(Some(fields)) => Ok(Some(fields)),
+                        Reply::Array(Some(fields)) => Ok(fields),
                         Reply::Error(message) => {
                             Err(StoreError::Backend(format!("redis {}: {message}", self.display)))
                         }
@@ -171,15 +146,67 @@ impl OnlineStore for RedisStore {
                             self.display
                         ))),
                     })
-                    .collect();
+                    .collect()
             }
-            // One pipeline = one round trip, however many groups and rows.
-            let mut pipe = redis::pipe();
-            for lookup in lookups {
-                pipe.cmd("HMGET").arg(&lookup.key).arg(lookup.fields);
+            Connection::Crate { manager, .. } => {
+                let mut pipe = redis::pipe();
+                for lookup in lookups {
+                    pipe.cmd("HMGET").arg(&lookup.key).arg(lookup.fields);
+                }
+                let mut conn = ConnectionManager::clone(&manager.load());
+                self.with_deadline(pipe.query_async(&mut conn)).await
             }
-            let mut conn = self.connection();
-            let rows: Vec<Vec<Option<Vec<u8>>>> = self.with_deadline(pipe.query_async(&mut conn)).await?;
+        }
+    }
+
+    async fn pong(&self) -> Result<(), StoreError> {
+        let pong = match &self.connection {
+            Connection::Builtin(mux) => {
+                let mut command = Vec::new();
+                redis_mux::command(&mut command, &[b"PING"]);
+                match self.with_deadline(mux.send(command, 1)).await?.pop() {
+                    Some(Reply::Simple(pong)) => String::from_utf8_lossy(&pong).into_owned(),
+                    Some(Reply::Error(message)) => return Err(StoreError::Backend(message)),
+                    other => format!("{other:?}"),
+                }
+            }
+            Connection::Crate { manager, .. } => {
+                let mut conn = ConnectionManager::clone(&manager.load());
+                self.with_deadline(redis::cmd("PING").query_async::<String>(&mut conn)).await?
+            }
+        };
+        if pong == "PONG" { Ok(()) } else { Err(StoreError::Backend(format!("PING answered {pong:?}"))) }
+    }
+
+    /// Every few failed pings in a row the connection is dropped (ours) or the manager
+    /// built anew (the crate's), so that the next request connects afresh.
+    fn after_ping(&self, ok: bool) {
+        if ok {
+            self.failed_pings.store(0, Ordering::Relaxed);
+            return;
+        }
+        let failed = self.failed_pings.fetch_add(1, Ordering::Relaxed) + 1;
+        if !failed.is_multiple_of(REBUILD_AFTER_FAILED_PINGS) {
+            return;
+        }
+        match &self.connection {
+            Connection::Builtin(mux) => mux.reset(),
+            Connection::Crate { client, config, manager } => {
+                if let Ok(fresh) = ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
+                    manager.store(Arc::new(fresh));
+                }
+            }
+        }
+    }
+}
+
+impl OnlineStore for RedisStore {
+    fn get<'a>(&'a self, lookups: &'a [Lookup<'a>]) -> BoxFuture<'a, Result<StoredRows, StoreError>> {
+        Box::pin(async move {
+            if lookups.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = self.hmget(lookups).await?;
             // HMGET cannot tell an absent key from a hash without these fields; each layout
             // decides what "entity not found" means (GroupPlan::from_stored).
             Ok(rows.into_iter().map(Some).collect())
@@ -188,26 +215,7 @@ impl OnlineStore for RedisStore {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            if let Some(mux) = &self.builtin {
-                let mut command = Vec::new();
-                redis_mux::command(&mut command, &[b"PING"]);
-                let result = match self.with_deadline(mux.send(command, 1)).await.map(|mut r| r.pop()) {
-                    Ok(Some(Reply::Simple(pong))) if pong == b"PONG" => Ok(()),
-                    Ok(Some(Reply::Error(message))) => Err(StoreError::Backend(message)),
-                    Ok(other) => Err(StoreError::Backend(format!("PING answered {other:?}"))),
-                    Err(e) => Err(e),
-                };
-                self.after_ping(result.is_ok());
-                return result;
-            }
-            let mut conn = self.connection();
-            let pong: Result<String, StoreError> =
-                self.with_deadline(redis::cmd("PING").query_async(&mut conn)).await;
-            let result = match pong {
-                Ok(pong) if pong == "PONG" => Ok(()),
-                Ok(other) => Err(StoreError::Backend(format!("PING answered {other:?}"))),
-                Err(e) => Err(e),
-            };
+            let result = self.pong().await;
             self.after_ping(result.is_ok());
             result
         })
