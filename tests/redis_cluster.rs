@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::TcpListener as StdListener;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -66,8 +65,7 @@ impl Cluster {
         let nodes: Vec<Redis> = (0..primaries * (1 + replicas))
             .map(|_| {
                 // The cluster bus gets a port of its own (redis 7: cluster-port), so that
-                // port + 10000 need not be free.
-                let bus = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+                // port + 10000 need not be free; the harness probes it afresh on each try.
                 let mut args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
                 args.extend_from_slice(&[
                     "--cluster-enabled",
@@ -75,7 +73,7 @@ impl Cluster {
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-port",
-                    &bus,
+                    "{bus}",
                     "--requirepass",
                     PASSWORD,
                     "--masterauth",

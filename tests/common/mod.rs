@@ -2,6 +2,7 @@
 //! 127.0.0.1:0, the example registry and its golden files.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,8 @@ pub const GROUPS: [&str; 2] = ["card_profile", "card_activity"];
 pub struct Redis {
     child: Child,
     pub port: u16,
+    /// The second probed port, put where `extra` names `{bus}` (a cluster node's bus).
+    bus: u16,
     /// Extra arguments (TLS, ACL users), kept for a restart on the same port.
     extra: Vec<String>,
     /// Whether the server takes plain, unauthenticated PINGs (readiness is checked so).
@@ -41,24 +44,34 @@ impl Redis {
     /// A redis-server with `extra` arguments. `plain`: it answers an unauthenticated PING
     /// on its TCP port (false for TLS or password-protected servers: readiness is then the
     /// port accepting connections). With `extra` naming `{port}`, the probed port is put
-    /// there (for `--tls-port {port} --port 0`); otherwise it is the plain `--port`.
+    /// there (for `--tls-port {port} --port 0`); otherwise it is the plain `--port`. A
+    /// `{bus}` in `extra` gets a second probed port (a cluster node's bus port).
     pub fn start_with(extra: &[&str], plain: bool) -> Redis {
-        // The port is free when we look; another process could take it before redis binds,
-        // so retry with fresh ports. A probed port, not port 0: redis-server cannot bind an
-        // ephemeral port and report it (`--port 0` turns TCP off), and a test that stops
-        // redis may need to start it again on the same port.
+        // The ports are free when we look; another process, or another test's redis, could
+        // take one before this redis binds it, so retry with fresh ports (both of them: a
+        // taken bus port fails the start as surely as a taken client port). Probed ports,
+        // not port 0: redis-server cannot bind an ephemeral port and report it (`--port 0`
+        // turns TCP off), and a test that stops redis may need to start it again on the
+        // same ports.
         let extra: Vec<String> = extra.iter().map(|a| (*a).to_string()).collect();
+        let mut log = String::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
-            let port = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let child = spawn_redis(port, &extra, dir.path());
-            let mut redis = Redis { child, port, extra: extra.clone(), plain, dir };
+            let port = free_port();
+            let bus = free_port();
+            let child = spawn_redis(port, bus, &extra, dir.path());
+            let mut redis = Redis { child, port, bus, extra: extra.clone(), plain, dir };
             if redis.wait_ready(Duration::from_secs(30)) {
                 return redis;
             }
             redis.stop();
+            log = std::fs::read_to_string(redis.dir().join(LOG)).unwrap_or_default();
         }
-        panic!("could not start redis-server on a free port");
+        let tail: Vec<&str> = log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+        panic!(
+            "could not start redis-server on a free port; the last attempt's log ends:\n{}",
+            tail.join("\n")
+        );
     }
 
     pub fn url(&self) -> String {
@@ -74,7 +87,7 @@ impl Redis {
     /// gone: nothing is persisted).
     pub fn restart(&mut self) {
         self.stop();
-        self.child = spawn_redis(self.port, &self.extra, self.dir.path());
+        self.child = spawn_redis(self.port, self.bus, &self.extra, self.dir.path());
         assert!(
             self.wait_ready(Duration::from_secs(30)),
             "redis-server did not come back on port {}",
@@ -82,20 +95,18 @@ impl Redis {
         );
     }
 
-    /// Polls until redis answers PING (a readiness check, not a blind sleep).
+    /// Polls until redis's event loop answers on its port (a readiness check, not a blind
+    /// sleep): a plain server with PONG; a password-protected or TLS one with anything at
+    /// all (an error, or closing a connection that spoke no TLS). The kernel accepts
+    /// connections as soon as redis listens, before it has bound its other ports, so an
+    /// accepted connection alone would call ready a redis about to exit.
     fn wait_ready(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
-        let client = redis::Client::open(self.url()).unwrap();
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && (!self.plain
-                    || client
-                        .get_connection()
-                        .is_ok_and(|mut conn| redis::cmd("PING").query::<String>(&mut conn).is_ok()))
-            {
+            if ping(self.port).is_some_and(|reply| !self.plain || reply.starts_with(b"+PONG")) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -113,16 +124,41 @@ impl Redis {
     }
 }
 
-fn spawn_redis(port: u16, extra: &[String], dir: &Path) -> Child {
+/// redis-server's log file, in its directory (read when it fails to start).
+const LOG: &str = "redis.log";
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Sends an inline PING and returns what came back, `None` when nothing did within a
+/// second (redis not listening yet, or its event loop not running yet). A closed or reset
+/// connection counts as an answer: the event loop ran and refused us.
+fn ping(port: u16) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    stream.write_all(b"PING\r\n").ok()?;
+    let mut reply = [0u8; 64];
+    match stream.read(&mut reply) {
+        Ok(n) => Some(reply[..n].to_vec()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        Err(_) => Some(Vec::new()),
+    }
+}
+
+fn spawn_redis(port: u16, bus: u16, extra: &[String], dir: &Path) -> Child {
     let templated = extra.iter().any(|a| a.contains("{port}"));
+    let fill = |a: &String| a.replace("{port}", &port.to_string()).replace("{bus}", &bus.to_string());
     let mut args: Vec<String> = if templated {
-        extra.iter().map(|a| a.replace("{port}", &port.to_string())).collect()
+        extra.iter().map(fill).collect()
     } else {
         let mut args = vec!["--port".to_string(), port.to_string()];
-        args.extend(extra.iter().cloned());
+        args.extend(extra.iter().map(fill));
         args
     };
-    args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+    args.extend(
+        ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--logfile", LOG].map(String::from),
+    );
     Command::new("redis-server")
         .args(&args)
         .current_dir(dir)
