@@ -76,23 +76,17 @@ impl Writer {
             }
         }
         let mut last_tick = Instant::now();
-        let mut taken: Vec<Observation> = Vec::with_capacity(self.batch);
-        // Taken off the queue as it comes, written a batch at a time; what is taken counts
-        // against the queue's capacity until it is written.
+        // Taken off the queue as it comes, handled a batch at a time; what is taken counts
+        // against the queue's capacity until it is handled.
         let mut pending: VecDeque<Observation> = VecDeque::new();
         loop {
             let stopping = self.stop.load(Ordering::Acquire);
             let closed = self.rx.take(&mut pending);
-            let mut rows = 0;
+            let (mut rows, mut done) = (0, 0);
             while rows < self.batch || stopping {
                 let Some(obs) = pending.pop_front() else { break };
                 rows += obs.missing.len();
-                taken.push(obs);
-            }
-            let disconnected = closed && pending.is_empty();
-            let idle = taken.is_empty();
-            let done = taken.len();
-            for obs in taken.drain(..) {
+                done += 1;
                 if let Some(drift) = &mut self.drift {
                     drift.observe(&obs);
                 }
@@ -101,6 +95,8 @@ impl Writer {
                 }
             }
             self.rx.done(done);
+            let disconnected = closed && pending.is_empty();
+            let idle = done == 0;
             let last = stopping || disconnected;
             self.flush_files(&mut lines, last);
             self.flush_stream(&runtime, &mut entries, last);
