@@ -67,11 +67,9 @@ impl Redis {
             redis.stop();
             log = std::fs::read_to_string(redis.dir().join(LOG)).unwrap_or_default();
         }
-        let tail: Vec<&str> = log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
-        panic!(
-            "could not start redis-server on a free port; the last attempt's log ends:\n{}",
-            tail.join("\n")
-        );
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+        panic!("could not start redis-server on a free port; the last attempt's log ends:\n{tail}");
     }
 
     pub fn url(&self) -> String {
